@@ -1,0 +1,1 @@
+"""rnn-cell-bench's harness: grids, timing, results and the CLI (``python -m bench``)."""

@@ -1,0 +1,168 @@
+"""One benchmark: validate against the reference, warm up, time, make a row.
+
+The timed region is ``Prepared.run`` on inputs already in place; weight
+conversion, compilation, host-to-device copies, the accuracy check and a
+full warm-up call all happen before it.  Timing itself is pytest-benchmark's
+``pedantic`` mode, with rounds chosen from a time budget.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+
+import numpy as np
+
+from kernels import get_backend
+from kernels.base import Prepared
+from kernels.reference import TOLERANCES, flatten, max_abs_error, reference_forward
+
+from .grids import Case
+
+#: Fewer timed rounds than this give no usable spread; such a case is 'over_budget'.
+MIN_USEFUL_ROUNDS = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class TimingPolicy:
+    """How long to time one (backend, case).
+
+    Attributes:
+        max_time: seconds of timed rounds to aim for.
+        min_rounds: rounds to take at least, budget permitting.
+        max_rounds: rounds to take at most.
+        budget: seconds the timed rounds of one benchmark may take at most;
+            rounds are cut to fit, and a case whose :data:`MIN_USEFUL_ROUNDS`
+            calls would not fit is reported 'over_budget' without being timed.
+        min_round_s: a call shorter than this is repeated within a round
+            (pytest-benchmark's iterations) so timer overhead stays negligible.
+        check_steps: timesteps of the accuracy check (the full sequence when
+            T is shorter); also the run that estimates a full call's time.
+    """
+
+    max_time: float = 1.0
+    min_rounds: int = 10
+    max_rounds: int = 1000
+    budget: float = 30.0
+    min_round_s: float = 1e-4
+    check_steps: int = 16
+
+    def plan(self, call_s: float) -> tuple[int, int, str]:
+        """``(rounds, iterations, note)`` for calls of ``call_s`` seconds; rounds 0 = over budget."""
+        iterations = max(1, math.ceil(self.min_round_s / max(call_s, 1e-9)))
+        round_s = call_s * iterations
+        rounds = min(self.max_rounds, max(self.min_rounds, math.ceil(self.max_time / round_s)))
+        if rounds * round_s <= self.budget:
+            return rounds, iterations, ""
+        fit = int(self.budget // round_s)
+        if fit < MIN_USEFUL_ROUNDS:
+            return 0, iterations, (
+                f"one call takes ~{call_s:.3g} s; {MIN_USEFUL_ROUNDS} rounds exceed the budget of {self.budget:g} s"
+            )
+        return fit, iterations, f"rounds cut from {rounds} to {fit} by the budget of {self.budget:g} s"
+
+
+def truncate(case: Case, x: np.ndarray, steps: int) -> np.ndarray:
+    """The first ``steps`` timesteps of ``x`` (all of them when T <= steps)."""
+    if steps >= case.timesteps:
+        return x
+    return x[:, :steps] if case.spec.batch_first else x[:steps]
+
+
+def check(prepared: Prepared, case: Case, weights, x, steps: int, reference=None):
+    """Run ``prepared`` on the first ``steps`` timesteps and compare to the float64 reference.
+
+    Returns:
+        ``(max_abs_err, within_tolerance, seconds_of_the_call, reference)``;
+        the tolerance is :data:`kernels.reference.TOLERANCES` of the spec's dtype.
+    """
+    xs = truncate(case, x, steps)
+    if reference is None:
+        reference = reference_forward(case.spec, weights, xs)
+    args = prepared.to_device(xs)
+    start = time.perf_counter()
+    raw = prepared.run(*args)
+    elapsed = time.perf_counter() - start
+    got = prepared.to_host(raw)
+    rtol, atol = TOLERANCES[case.spec.dtype]
+    ok = all(np.allclose(a, b, rtol=rtol, atol=atol, equal_nan=True) for a, b in zip(flatten(got), flatten(reference)))
+    return max_abs_error(got, reference), ok, elapsed, reference
+
+
+class Outcome(Exception):
+    """Raised by :func:`measure` after its row is recorded when the case was not timed."""
+
+    def __init__(self, status: str, reason: str):
+        super().__init__(f"{status}: {reason}")
+        self.status, self.reason = status, reason
+
+
+def measure(benchmark, case: Case, backend_name: str, policy: TimingPolicy, inputs, reference_cache: dict) -> dict:
+    """Check and time one backend on one case with the pytest-benchmark ``benchmark`` fixture.
+
+    Args:
+        benchmark: pytest-benchmark's fixture; its ``group``, ``name`` and
+            ``extra_info`` are set so backends of one case sit side by side.
+        inputs: ``(weights, x)`` of ``case.inputs()``.
+        reference_cache: ``{case id: reference result}`` shared between backends.
+
+    Returns:
+        The result row without run metadata.  For a case that was not timed the
+        row is attached to the :class:`Outcome` raised (``over_budget``,
+        ``unavailable``, ``mismatch``); other exceptions propagate after being
+        attached as an ``error`` row (attribute ``row``).
+    """
+    backend = get_backend(backend_name)
+    row = {"case_id": case.id, "backend": backend_name, "device": backend.device, **case.fields()}
+    row.update(flops=case.spec.flops(case.timesteps, case.batch))
+    benchmark.group = case.id
+    benchmark.extra_info.update(row)
+    try:
+        reason = backend.unavailable_reason()
+        if reason is not None:
+            raise Outcome("unavailable", reason)
+        weights, x = inputs
+        prepared = backend.prepare(case.spec, weights)  # converts weights, compiles
+        steps = min(policy.check_steps, case.timesteps)
+        err, ok, check_s, reference_cache[case.id] = check(
+            prepared, case, weights, x, steps, reference_cache.get(case.id)
+        )
+        row.update(max_abs_err=err, err_timesteps=steps, tolerance_ok=ok)
+        if not ok:
+            rtol, atol = TOLERANCES[case.spec.dtype]
+            raise Outcome("mismatch", f"max abs error {err:.3g} vs float64 reference beyond rtol={rtol:g}, atol={atol:g}")
+        estimate = check_s * case.timesteps / steps
+        rounds, iterations, note = policy.plan(estimate)
+        if rounds == 0:
+            raise Outcome("over_budget", note + f" (estimated from a {steps}-step run)")
+        args = prepared.to_device(x)
+        start = time.perf_counter()
+        prepared.run(*args)  # warm-up on the full input; refines the estimate
+        rounds, iterations, note = policy.plan(time.perf_counter() - start)
+        if rounds == 0:
+            raise Outcome("over_budget", note)
+        benchmark.pedantic(prepared.run, args=args, rounds=rounds, iterations=iterations, warmup_rounds=0)
+    except Outcome as outcome:
+        row.update(status=outcome.status, reason=outcome.reason)
+        outcome.row = row
+        raise
+    except Exception as exc:
+        row.update(status="error", reason=f"{type(exc).__name__}: {exc}".splitlines()[0])
+        exc.row = row
+        raise
+    stats = benchmark.stats.stats
+    row.update(
+        status="ok",
+        reason=note,
+        rounds=stats.rounds,
+        iterations=iterations,
+        median_s=stats.median,
+        min_s=stats.min,
+        mean_s=stats.mean,
+        stddev_s=stats.stddev,
+        iqr_s=stats.iqr,
+        per_step_s=stats.median / case.timesteps,
+    )
+    benchmark.extra_info.update(row)
+    return row

@@ -1,0 +1,129 @@
+"""The result file: one tidy row per (backend, case), written durably.
+
+Columns are :data:`COLUMNS`: the backend, every spec field, T and B, the
+outcome, timing statistics in seconds (``*_s``), the accuracy check, then
+the run metadata of :mod:`bench.environment` on every row.  Raw per-round
+samples live in a JSON file next to the CSV (same stem, ``.json``) in
+pytest-benchmark's format.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import tempfile
+from pathlib import Path
+
+from .environment import SCHEMA_VERSION
+
+SPEC_COLUMNS = ["mode", "input_size", "hidden_size", "num_layers", "bias", "batch_first", "bidirectional", "dtype"]
+
+COLUMNS = [
+    "case_id",
+    "backend",
+    "device",
+    *SPEC_COLUMNS,
+    "timesteps",
+    "batch",
+    # ok | over_budget | unavailable | mismatch | error
+    "status",
+    "reason",
+    "rounds",
+    "iterations",
+    "median_s",
+    "min_s",
+    "mean_s",
+    "stddev_s",
+    "iqr_s",
+    "per_step_s",
+    "flops",
+    "max_abs_err",
+    "err_timesteps",
+    "tolerance_ok",
+    # run metadata (bench.environment.collect)
+    "run_id",
+    "timestamp",
+    "schema_version",
+    "machine_id",
+    "cpu_model",
+    "cores",
+    "memory_gib",
+    "python_version",
+    "numpy_version",
+    "numba_version",
+    "scipy_version",
+    "torch_version",
+    "pytest_benchmark_version",
+    "blas",
+    "blas_threads",
+    "thread_pools",
+    "torch_threads",
+    "git_commit",
+    "git_dirty",
+]
+
+STATUSES = ("ok", "over_budget", "unavailable", "mismatch", "error")
+
+
+def sidecar_path(csv_path: str | os.PathLike) -> Path:
+    """The raw-sample JSON next to a result CSV: same stem, ``.json``."""
+    return Path(csv_path).with_suffix(".json")
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` so that readers see the old or the new file, never a part."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class ResultFile:
+    """A result CSV that is complete after every :meth:`add`.
+
+    Each row is added by rewriting the file to a temporary name and renaming it
+    over the old one, so a crash or Ctrl-C leaves a valid CSV of the rows done.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.rows: list[dict] = []
+
+    def add(self, row: dict) -> None:
+        unknown = set(row) - set(COLUMNS)
+        if unknown:
+            raise ValueError(f"row: unknown columns {sorted(unknown)}")
+        self.rows.append(row)
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(self.rows)
+        atomic_write_text(self.path, buf.getvalue())
+
+
+def read_results(path: str | os.PathLike) -> list[dict]:
+    """Rows of a result CSV as dicts of strings.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: not a result file of this schema version (missing columns,
+            or another ``schema_version``).
+    """
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(f"{path}: not an rnn-cell-bench result file; missing columns {missing}")
+        rows = list(reader)
+    versions = {r["schema_version"] for r in rows}
+    if versions - {str(SCHEMA_VERSION)}:
+        raise ValueError(f"{path}: schema_version {sorted(versions)}, this code reads {SCHEMA_VERSION}")
+    return rows

@@ -1,0 +1,40 @@
+"""Result rows as a table: one line per case, backends side by side."""
+
+from __future__ import annotations
+
+import sys
+
+
+def _number(value) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def render(rows: list[dict], column: str = "per_step_s", scale: float = 1e6, title: str | None = None,
+           lower_is_better: bool = True, file=None) -> None:
+    """Print ``column`` of ``rows`` (times ``scale``) with one line per case and
+    backends side by side, in order of first appearance.  A row whose status is
+    not ``ok`` shows its status instead; the best value of a line is marked ``*``."""
+    from rich.console import Console
+    from rich.table import Table
+
+    backends = list(dict.fromkeys(r["backend"] for r in rows))
+    cases: dict[str, dict] = {}
+    for r in rows:
+        value = _number(r.get(column))
+        cases.setdefault(r["case_id"], {})[r["backend"]] = value if r.get("status") == "ok" else str(r.get("status"))
+    table = Table(title=title or f"{column} x {scale:g} (* best)", title_justify="left")
+    table.add_column("case")
+    for b in backends:
+        table.add_column(b, justify="right")
+    for case_id, cells in cases.items():
+        timed = {b: v for b, v in cells.items() if isinstance(v, float)}
+        best = (min if lower_is_better else max)(timed, key=timed.get) if len(timed) > 1 else None
+        texts = []
+        for b in backends:
+            v = cells.get(b, "")
+            texts.append(f"{v * scale:.3g}" + ("*" if b == best else "") if isinstance(v, float) else v)
+        table.add_row(case_id, *texts)
+    Console(file=file or sys.stdout, width=200, color_system=None, highlight=False).print(table)

@@ -1,0 +1,105 @@
+"""The backend contract.
+
+A backend computes the forward pass of ``torch.nn.RNN``/``LSTM``/``GRU`` for a
+:class:`~kernels.spec.CellSpec` with weights in ``state_dict`` layout
+(:mod:`kernels.weights`): same math, same output and ``h_n`` layouts, same
+dtype in as out.  It has two levels:
+
+* :meth:`Backend.forward` -- NumPy in, NumPy out, validated; for users and tests.
+* :meth:`Backend.prepare` -> :class:`Prepared` -- the timed path.  ``prepare``
+  converts and places the weights once (and compiles, where the backend
+  compiles); ``Prepared.to_device`` places the inputs; ``Prepared.run`` is the
+  one call that is timed and returns only when the work is done (a CUDA
+  backend synchronizes inside it); ``Prepared.to_host`` brings results back.
+
+Rules: never import a backend's library until the backend is used (the
+registry in :mod:`kernels` imports backend modules on demand); a backend that
+cannot run says why through :meth:`Backend.unavailable_reason` instead of
+failing; inputs are validated once in :mod:`kernels.checks` before any
+backend code runs.  A backward pass would be added as ``Prepared.backward``.
+"""
+
+from __future__ import annotations
+
+import abc
+
+import numpy as np
+
+from .checks import check_forward_args, timesteps_batch
+from .spec import CellSpec
+
+
+class Prepared(abc.ABC):
+    """A backend bound to one spec and one set of weights, ready to run."""
+
+    def __init__(self, spec: CellSpec):
+        self.spec = spec
+
+    @abc.abstractmethod
+    def to_device(self, x: np.ndarray, h0: np.ndarray | None = None, c0: np.ndarray | None = None) -> tuple:
+        """Place validated inputs where :meth:`run` wants them; returns ``run``'s arguments."""
+
+    @abc.abstractmethod
+    def run(self, *args):
+        """The timed call: the forward pass on :meth:`to_device`'s output, finished on return."""
+
+    @abc.abstractmethod
+    def to_host(self, result):
+        """``run``'s result as NumPy: ``(output, h_n)``, or ``(output, (h_n, c_n))`` for LSTM."""
+
+
+class Backend(abc.ABC):
+    """One implementation of the forward pass; see the module docstring."""
+
+    #: Registry name, e.g. ``"numba"``.
+    name: str = ""
+    #: Where the work runs: ``"cpu"`` or ``"cuda"``.
+    device: str = "cpu"
+
+    def unavailable_reason(self) -> str | None:
+        """``None`` when the backend can run here, else why not (one line)."""
+        return None
+
+    @abc.abstractmethod
+    def prepare(self, spec: CellSpec, weights: dict[str, np.ndarray]) -> Prepared:
+        """Convert ``weights`` (already validated) once for repeated :meth:`Prepared.run` calls."""
+
+    def forward(self, spec: CellSpec, weights: dict[str, np.ndarray], x: np.ndarray, hx=None):
+        """Run the forward pass, as ``torch.nn.RNN``/``LSTM``/``GRU`` would.
+
+        Args:
+            spec: the problem.
+            weights: ``{state_dict name: array}``, shapes from ``spec.weight_shapes()``.
+            x: (T, B, I), or (B, T, I) when ``spec.batch_first``; dtype ``spec.dtype``.
+            hx: ``None`` for zeros, ``h0`` (D*L, B, H), or ``(h0, c0)`` for LSTM.
+
+        Returns:
+            ``(output, h_n)``; for LSTM ``(output, (h_n, c_n))``.  ``output`` is
+            (T, B, D*H) (or (B, T, D*H) when ``batch_first``); each step is
+            [forward | backward] along the last axis.  ``h_n``/``c_n`` are
+            (D*L, B, H), layer-major: layer 0 forward, layer 0 backward, layer
+            1 forward, ...  All in ``spec.dtype``.
+
+        Raises:
+            TypeError, ValueError: bad input, from :mod:`kernels.checks`.
+            RuntimeError: the backend is unavailable here (the reason is given).
+        """
+        x, h0, c0 = check_forward_args(spec, weights, x, hx)
+        reason = self.unavailable_reason()
+        if reason is not None:
+            raise RuntimeError(f"backend {self.name!r} is unavailable: {reason}")
+        timesteps, batch = timesteps_batch(spec, x)
+        if batch == 0:
+            return empty_result(spec, timesteps)
+        prepared = self.prepare(spec, weights)
+        return prepared.to_host(prepared.run(*prepared.to_device(x, h0, c0)))
+
+    def __repr__(self):
+        return f"<{type(self).__name__} {self.name!r}>"
+
+
+def empty_result(spec: CellSpec, timesteps: int):
+    """Outputs for B = 0, identical on every backend (as torch returns them)."""
+    out = np.zeros(spec.output_shape(timesteps, 0), spec.dtype)
+    h_n = np.zeros(spec.state_shape(0), spec.dtype)
+    return (out, (h_n, h_n.copy())) if spec.mode == "lstm" else (out, h_n)

@@ -1,0 +1,89 @@
+"""Validation of ``forward`` arguments, shared by every backend.
+
+It runs once, before any backend sees the data, so the same bad input gets
+the same error class and message on every backend; backends assume valid
+input.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .spec import CellSpec
+from .weights import validate_weights
+
+
+def check_spec(spec) -> CellSpec:
+    if not isinstance(spec, CellSpec):
+        raise TypeError(f"spec: expected a kernels.CellSpec, got {type(spec).__name__}")
+    return spec
+
+
+def _check_array(name, value, spec, shape):
+    if not isinstance(value, np.ndarray):
+        raise TypeError(f"{name}: expected a numpy.ndarray, got {type(value).__name__}")
+    if not np.issubdtype(value.dtype, np.floating):
+        raise TypeError(f"{name}: expected a floating dtype ({spec.dtype}), got {value.dtype}")
+    if value.dtype != spec.np_dtype:
+        raise TypeError(f"{name}: expected dtype {spec.dtype} (the spec's dtype), got {value.dtype}")
+    if shape is not None and value.shape != shape:
+        raise ValueError(f"{name}: expected shape {shape}, got {value.shape}")
+
+
+def check_inputs(spec: CellSpec, x, hx=None):
+    """Validate ``x`` and ``hx`` against ``spec`` and split ``hx``.
+
+    Args:
+        spec: the problem.
+        x: (T, B, I), or (B, T, I) when ``spec.batch_first``; dtype ``spec.dtype``.
+        hx: ``None`` (zeros), ``h0`` of shape (D*L, B, H), or for LSTM the
+            pair ``(h0, c0)``; ``batch_first`` never applies to it.
+
+    Returns:
+        ``(x, h0, c0)`` where ``h0``/``c0`` are ``None`` when not given
+        (``c0`` is always ``None`` except for LSTM).
+
+    Raises:
+        TypeError: an argument that is not a NumPy array, a non-floating
+            dtype, or a dtype other than ``spec.dtype``; an LSTM ``hx`` that is
+            not a pair.
+        ValueError: ``x`` not 3-D, a last dimension other than I, T = 0, or a
+            state of the wrong shape (the message gives the expected one).
+
+    Empty cases: T = 0 raises ValueError, as ``torch.nn.RNN`` does; B = 0 is
+    valid and gives empty outputs on every backend.
+    """
+    _check_array("x", x, spec, None)
+    layout = "(B, T, I)" if spec.batch_first else "(T, B, I)"
+    if x.ndim != 3:
+        raise ValueError(f"x: expected a 3-D array {layout}, got {x.ndim}-D shape {x.shape}")
+    if x.shape[2] != spec.input_size:
+        raise ValueError(f"x: expected last dimension input_size={spec.input_size} in {layout}, got shape {x.shape}")
+    batch, timesteps = (x.shape[0], x.shape[1]) if spec.batch_first else (x.shape[1], x.shape[0])
+    if timesteps == 0:
+        raise ValueError(f"x: expected at least one timestep in {layout}, got shape {x.shape}")
+    state = spec.state_shape(batch)
+    h0 = c0 = None
+    if spec.mode == "lstm":
+        if hx is not None:
+            if not isinstance(hx, (tuple, list)) or len(hx) != 2:
+                raise TypeError(f"hx: expected None or a pair (h0, c0) for lstm, got {type(hx).__name__}")
+            h0, c0 = hx
+            _check_array("hx[0] (h0)", h0, spec, state)
+            _check_array("hx[1] (c0)", c0, spec, state)
+    elif hx is not None:
+        h0 = hx
+        _check_array("hx (h0)", h0, spec, state)
+    return x, h0, c0
+
+
+def check_forward_args(spec, weights, x, hx=None):
+    """:func:`check_spec`, :func:`kernels.weights.validate_weights` and :func:`check_inputs` in one call."""
+    check_spec(spec)
+    validate_weights(spec, weights)
+    return check_inputs(spec, x, hx)
+
+
+def timesteps_batch(spec: CellSpec, x: np.ndarray) -> tuple[int, int]:
+    """(T, B) of a validated ``x``."""
+    return (x.shape[1], x.shape[0]) if spec.batch_first else (x.shape[0], x.shape[1])

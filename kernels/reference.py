@@ -1,0 +1,55 @@
+"""The float64 reference and the tolerance table.
+
+The reference is the ``numpy`` backend's textbook formulas evaluated in
+float64 on float64 copies of the weights and inputs; the test suite checks it
+against ``torch.nn`` in float64 (tests/test_reference.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from .numpy_backend import NumpyBackend
+
+#: (rtol, atol) per dtype for ``|got - ref| <= atol + rtol*|ref|``, elementwise.
+#: float64: products of length I+H <= a few thousand accumulate ~1e-14
+#: relative error in any summation order; 1e-9 leaves room for growth over
+#: T steps and L layers.  float32: unit roundoff is 6e-8; a dot product of
+#: n terms in an unknown BLAS order errs by up to ~n*eps*sum|terms| (typically
+#: ~sqrt(n)*eps), and the error is carried through the recurrence, so
+#: atol 2e-5 (values are O(1) after tanh/sigmoid) with rtol 1e-4 (relu cells
+#: are unbounded) covers I, H <= 1024 over tens of steps with margin.
+TOLERANCES = {"float64": (1e-9, 1e-9), "float32": (1e-4, 2e-5)}
+
+
+def reference_forward(spec, weights, x, hx=None):
+    """The forward pass in float64: same arguments and layout as
+    :meth:`kernels.base.Backend.forward`; every input is cast to float64 and
+    every output is float64."""
+    spec64 = dataclasses.replace(spec, dtype="float64")
+
+    def up(a):
+        return None if a is None else np.asarray(a, np.float64)
+
+    weights64 = {k: up(v) for k, v in weights.items()}
+    if isinstance(hx, (tuple, list)):
+        hx = tuple(up(a) for a in hx)
+    else:
+        hx = up(hx)
+    return NumpyBackend().forward(spec64, weights64, up(x), hx)
+
+
+def flatten(result) -> list[np.ndarray]:
+    """``(output, h_n)`` or ``(output, (h_n, c_n))`` as a flat list of arrays."""
+    output, state = result
+    return [output, *state] if isinstance(state, tuple) else [output, state]
+
+
+def max_abs_error(result, reference) -> float:
+    """Largest absolute difference over output, h_n (and c_n), in float64."""
+    return max(
+        float(np.max(np.abs(np.asarray(a, np.float64) - b), initial=0.0))
+        for a, b in zip(flatten(result), flatten(reference))
+    )

@@ -1,0 +1,152 @@
+"""The problem description: one frozen dataclass with PyTorch's field names.
+
+A :class:`CellSpec` knows its own weight names and shapes, input, output and
+state shapes, and FLOP count, so no other module recomputes them.  New fields
+(``proj_size``, ``dropout``, ...) are to be added with defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+#: Gates per mode: the row blocks of ``weight_ih_l{k}`` (PyTorch's layout).
+GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
+MODES = tuple(GATES)
+DTYPES = ("float32", "float64")
+
+
+def _check_size(name, value, minimum=1):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name}: expected an int >= {minimum}, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name}: expected an int >= {minimum}, got {value}")
+
+
+@dataclasses.dataclass(frozen=True)
+class CellSpec:
+    """A recurrent layer stack as ``torch.nn.RNN``/``LSTM``/``GRU`` describes it.
+
+    Attributes:
+        mode: ``"rnn_tanh"``, ``"rnn_relu"``, ``"lstm"`` or ``"gru"``.
+        input_size: I, features per timestep of the input.
+        hidden_size: H, features of the hidden state.
+        num_layers: stacked layers L; layer k > 0 reads layer k-1's output.
+        bias: whether the ``bias_ih``/``bias_hh`` parameters exist.
+        batch_first: input and output are (B, T, *) instead of (T, B, *);
+            never applies to ``h0``/``h_n``/``c0``/``c_n``.
+        bidirectional: D = 2 directions per layer instead of 1.
+        dtype: ``"float32"`` or ``"float64"``, kept end to end.
+
+    Raises:
+        ValueError: unknown mode or dtype, or a size below 1.
+        TypeError: a size that is not an int, or a flag that is not a bool.
+    """
+
+    mode: str
+    input_size: int
+    hidden_size: int
+    num_layers: int = 1
+    bias: bool = True
+    batch_first: bool = False
+    bidirectional: bool = False
+    dtype: str = "float32"
+
+    def __post_init__(self):
+        if self.mode not in GATES:
+            raise ValueError(f"mode: expected one of {list(MODES)}, got {self.mode!r}")
+        _check_size("input_size", self.input_size)
+        _check_size("hidden_size", self.hidden_size)
+        _check_size("num_layers", self.num_layers)
+        for flag in ("bias", "batch_first", "bidirectional"):
+            if not isinstance(getattr(self, flag), (bool, np.bool_)):
+                raise TypeError(f"{flag}: expected a bool, got {getattr(self, flag)!r}")
+        dtype = np.dtype(self.dtype).name if _is_dtype_like(self.dtype) else self.dtype
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype: expected one of {list(DTYPES)}, got {self.dtype!r}")
+        object.__setattr__(self, "dtype", dtype)
+
+    # --- derived sizes -------------------------------------------------
+    @property
+    def gates(self) -> int:
+        """G: 1 for the Elman cells, 4 for LSTM (i, f, g, o), 3 for GRU (r, z, n)."""
+        return GATES[self.mode]
+
+    @property
+    def num_directions(self) -> int:
+        """D: 2 when bidirectional, else 1."""
+        return 2 if self.bidirectional else 1
+
+    @property
+    def np_dtype(self) -> np.dtype:
+        return np.dtype(self.dtype)
+
+    def layer_input_size(self, layer: int) -> int:
+        """Features read by ``layer``: I for layer 0, D*H above it."""
+        return self.input_size if layer == 0 else self.num_directions * self.hidden_size
+
+    def suffixes(self):
+        """Yield ``(layer, direction, suffix)`` in PyTorch's parameter order."""
+        for layer in range(self.num_layers):
+            for direction in range(self.num_directions):
+                yield layer, direction, f"_l{layer}" + ("_reverse" if direction else "")
+
+    def weight_shapes(self) -> dict[str, tuple[int, ...]]:
+        """``{state_dict name: shape}`` in the order of ``nn.RNN.state_dict()``."""
+        gh = self.gates * self.hidden_size
+        shapes = {}
+        for layer, _, sfx in self.suffixes():
+            shapes["weight_ih" + sfx] = (gh, self.layer_input_size(layer))
+            shapes["weight_hh" + sfx] = (gh, self.hidden_size)
+            if self.bias:
+                shapes["bias_ih" + sfx] = (gh,)
+                shapes["bias_hh" + sfx] = (gh,)
+        return shapes
+
+    def input_shape(self, timesteps: int, batch: int) -> tuple[int, int, int]:
+        """Shape of ``x``: (T, B, I), or (B, T, I) when ``batch_first``."""
+        return (batch, timesteps, self.input_size) if self.batch_first else (timesteps, batch, self.input_size)
+
+    def output_shape(self, timesteps: int, batch: int) -> tuple[int, int, int]:
+        """Shape of ``output``: (T, B, D*H), or (B, T, D*H) when ``batch_first``."""
+        dh = self.num_directions * self.hidden_size
+        return (batch, timesteps, dh) if self.batch_first else (timesteps, batch, dh)
+
+    def state_shape(self, batch: int) -> tuple[int, int, int]:
+        """Shape of ``h0``/``h_n`` (and ``c0``/``c_n``): (D*L, B, H), whatever ``batch_first``."""
+        return (self.num_directions * self.num_layers, batch, self.hidden_size)
+
+    # --- cost model ----------------------------------------------------
+    def flops(self, timesteps: int, batch: int) -> int:
+        """Floating-point operations of one forward pass (multiply-add = 2).
+
+        Matrix products: per step, layer and direction ``2*G*H*(I_l + H)*B``.
+        Pointwise work per step, layer, direction and batch row, counting each
+        add, multiply and transcendental as one: bias adds ``2*G*H`` (when
+        ``bias``) plus the cell update -- rnn: H; lstm: 5H (f*c, i*g, add,
+        tanh(c), o*) + 4H activations; gru: 7H (r*hn, add, tanh, (1-z), two
+        products, add) + 3H activations.
+        """
+        pointwise = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 9, "gru": 10}[self.mode]
+        total = 0
+        h, g = self.hidden_size, self.gates
+        for layer, _, _ in self.suffixes():
+            per_row = 2 * g * h * (self.layer_input_size(layer) + h) + pointwise * h
+            if self.bias:
+                per_row += 2 * g * h
+            total += per_row
+        return total * timesteps * batch
+
+    def weight_bytes(self) -> int:
+        """Bytes of all parameters, i.e. weights touched by one timestep of every layer."""
+        return sum(math.prod(s) for s in self.weight_shapes().values()) * self.np_dtype.itemsize
+
+
+def _is_dtype_like(value) -> bool:
+    try:
+        np.dtype(value)
+    except TypeError:
+        return False
+    return True

@@ -60,6 +60,29 @@ def cmd_check(args) -> int:
     return 1 if failures else 0
 
 
+def cmd_show(args) -> int:
+    """A result file as a table: one line per case, backends side by side."""
+    from .results import read_results
+    from .table import markdown, render
+
+    try:
+        rows = read_results(args.file)
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for condition in args.where:
+        key, sep, value = condition.partition("=")
+        if not sep or (rows and key not in rows[0]):
+            print(f"error: --where: expected COLUMN=VALUE with a result column, got {condition!r}", file=sys.stderr)
+            return 2
+        rows = [r for r in rows if r[key] == value]
+    if args.format == "markdown":
+        print(markdown(rows, args.column), end="")
+    else:
+        render(rows, args.column, title=f"{args.column} x 1e6 (* best)")
+    return 0
+
+
 def cmd_grids(args) -> int:
     for name, make in GRIDS.items():
         cases = make()
@@ -92,6 +115,13 @@ def main(argv=None) -> int:
     grid_arg(chk, "quick")
     chk.add_argument("--max-timesteps", type=int, help="check only the first N timesteps (default: all)")
     chk.set_defaults(func=cmd_check)
+
+    show = sub.add_parser("show", help="print a result CSV with backends side by side")
+    show.add_argument("file", help="result CSV")
+    show.add_argument("--where", action="append", default=[], metavar="COLUMN=VALUE", help="keep matching rows (repeatable)")
+    show.add_argument("--column", default="per_step_s", help="column to show, in microseconds (default: per_step_s)")
+    show.add_argument("--format", choices=["table", "markdown"], default="table")
+    show.set_defaults(func=cmd_show)
 
     grids = sub.add_parser("grids", help="list the named grids")
     grids.set_defaults(func=cmd_grids)

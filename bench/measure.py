@@ -50,7 +50,7 @@ class TimingPolicy:
 
     def plan(self, call_s: float) -> tuple[int, int, str]:
         """``(rounds, iterations, note)`` for calls of ``call_s`` seconds; rounds 0 = over budget."""
-        iterations = max(1, math.ceil(self.min_round_s / max(call_s, 1e-9)))
+        iterations = max(1, math.ceil(self.min_round_s / max(call_s, 1e-9) - 1e-9))  # - 1e-9: 1e-4/1e-6 is 100.00000000000001
         round_s = call_s * iterations
         rounds = min(self.max_rounds, max(self.min_rounds, math.ceil(self.max_time / round_s)))
         if rounds * round_s <= self.budget:

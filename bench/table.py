@@ -12,6 +12,34 @@ def _number(value) -> float | None:
         return None
 
 
+def pivot(rows: list[dict], column: str, scale: float, lower_is_better: bool = True):
+    """``(backends, [(case_id, [cell text per backend])])``: ``column`` times ``scale``
+    to 3 significant digits, a status word where the row is not ``ok``, ``*`` on the best."""
+    backends = list(dict.fromkeys(r["backend"] for r in rows))
+    cases: dict[str, dict] = {}
+    for r in rows:
+        value = _number(r.get(column))
+        cases.setdefault(r["case_id"], {})[r["backend"]] = value if r.get("status") == "ok" else str(r.get("status"))
+    lines = []
+    for case_id, cells in cases.items():
+        timed = {b: v for b, v in cells.items() if isinstance(v, float)}
+        best = (min if lower_is_better else max)(timed, key=timed.get) if len(timed) > 1 else None
+        texts = []
+        for b in backends:
+            v = cells.get(b, "")
+            texts.append(f"{v * scale:.3g}" + ("*" if b == best else "") if isinstance(v, float) else v)
+        lines.append((case_id, texts))
+    return backends, lines
+
+
+def markdown(rows: list[dict], column: str = "per_step_s", scale: float = 1e6, lower_is_better: bool = True) -> str:
+    """The same table as :func:`render`, as GitHub markdown."""
+    backends, lines = pivot(rows, column, scale, lower_is_better)
+    out = ["| case | " + " | ".join(backends) + " |", "|---|" + "---:|" * len(backends)]
+    out += ["| " + case_id + " | " + " | ".join(texts) + " |" for case_id, texts in lines]
+    return "\n".join(out) + "\n"
+
+
 def render(rows: list[dict], column: str = "per_step_s", scale: float = 1e6, title: str | None = None,
            lower_is_better: bool = True, file=None) -> None:
     """Print ``column`` of ``rows`` (times ``scale``) with one line per case and
@@ -20,21 +48,11 @@ def render(rows: list[dict], column: str = "per_step_s", scale: float = 1e6, tit
     from rich.console import Console
     from rich.table import Table
 
-    backends = list(dict.fromkeys(r["backend"] for r in rows))
-    cases: dict[str, dict] = {}
-    for r in rows:
-        value = _number(r.get(column))
-        cases.setdefault(r["case_id"], {})[r["backend"]] = value if r.get("status") == "ok" else str(r.get("status"))
+    backends, lines = pivot(rows, column, scale, lower_is_better)
     table = Table(title=title or f"{column} x {scale:g} (* best)", title_justify="left")
     table.add_column("case")
     for b in backends:
         table.add_column(b, justify="right")
-    for case_id, cells in cases.items():
-        timed = {b: v for b, v in cells.items() if isinstance(v, float)}
-        best = (min if lower_is_better else max)(timed, key=timed.get) if len(timed) > 1 else None
-        texts = []
-        for b in backends:
-            v = cells.get(b, "")
-            texts.append(f"{v * scale:.3g}" + ("*" if b == best else "") if isinstance(v, float) else v)
+    for case_id, texts in lines:
         table.add_row(case_id, *texts)
     Console(file=file or sys.stdout, width=200, color_system=None, highlight=False).print(table)

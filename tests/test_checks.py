@@ -1,0 +1,164 @@
+"""Bad input gets the same clear error on every backend, before any kernel runs."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from kernels import CellSpec, init_weights
+
+from .conftest import make_inputs
+
+GRU = CellSpec("gru", input_size=3, hidden_size=4, num_layers=2, bidirectional=True)
+LSTM = dataclasses.replace(GRU, mode="lstm")
+
+
+def call(backend, spec=GRU, weights=None, x=None, hx=None):
+    weights = init_weights(spec) if weights is None else weights
+    x = make_inputs(spec, 5, 2, False)[0] if x is None else x
+    return backend.forward(spec, weights, x, hx)
+
+
+def test_x_rank(backend):
+    with pytest.raises(ValueError, match=r"x: expected a 3-D array \(T, B, I\), got 2-D"):
+        call(backend, x=np.zeros((5, 3), np.float32))
+
+
+def test_x_last_dimension(backend):
+    with pytest.raises(ValueError, match="x: expected last dimension input_size=3"):
+        call(backend, x=np.zeros((5, 2, 4), np.float32))
+
+
+def test_x_batch_first_layout_named(backend):
+    spec = dataclasses.replace(GRU, batch_first=True)
+    with pytest.raises(ValueError, match=r"\(B, T, I\)"):
+        call(backend, spec=spec, x=np.zeros((2, 5, 7), np.float32))
+
+
+def test_x_not_array(backend):
+    with pytest.raises(TypeError, match="x: expected a numpy.ndarray, got list"):
+        call(backend, x=[[[0.0] * 3]])
+
+
+def test_x_integer_dtype(backend):
+    with pytest.raises(TypeError, match="x: expected a floating dtype"):
+        call(backend, x=np.zeros((5, 2, 3), np.int64))
+
+
+def test_x_dtype_mismatch(backend):
+    with pytest.raises(TypeError, match="x: expected dtype float32 .*got float64"):
+        call(backend, x=np.zeros((5, 2, 3), np.float64))
+
+
+def test_zero_timesteps(backend):
+    with pytest.raises(ValueError, match="x: expected at least one timestep"):
+        call(backend, x=np.zeros((0, 2, 3), np.float32))
+
+
+def test_h0_shape_message_gives_expected_shape(backend):
+    with pytest.raises(ValueError, match=r"hx \(h0\): expected shape \(4, 2, 4\), got \(2, 2, 4\)"):
+        call(backend, hx=np.zeros((2, 2, 4), np.float32))
+
+
+def test_h0_batch_first_does_not_apply(backend):
+    spec = dataclasses.replace(GRU, batch_first=True)
+    x = np.zeros((2, 5, 3), np.float32)
+    with pytest.raises(ValueError, match=r"expected shape \(4, 2, 4\)"):
+        call(backend, spec=spec, x=x, hx=np.zeros((2, 4, 4), np.float32))
+
+
+def test_h0_dtype(backend):
+    with pytest.raises(TypeError, match=r"hx \(h0\): expected dtype float32"):
+        call(backend, hx=np.zeros((4, 2, 4), np.float64))
+
+
+def test_lstm_hx_must_be_pair(backend):
+    with pytest.raises(TypeError, match=r"hx: expected None or a pair \(h0, c0\)"):
+        call(backend, spec=LSTM, hx=np.zeros((4, 2, 4), np.float32))
+
+
+def test_lstm_c0_shape(backend):
+    h0 = np.zeros((4, 2, 4), np.float32)
+    with pytest.raises(ValueError, match=r"hx\[1\] \(c0\): expected shape \(4, 2, 4\), got \(4, 2, 5\)"):
+        call(backend, spec=LSTM, hx=(h0, np.zeros((4, 2, 5), np.float32)))
+
+
+def test_missing_weight(backend):
+    weights = init_weights(GRU)
+    del weights["bias_hh_l1_reverse"]
+    with pytest.raises(ValueError, match=r"weights: .*missing \['bias_hh_l1_reverse'\]"):
+        call(backend, weights=weights)
+
+
+def test_extra_weight(backend):
+    weights = init_weights(GRU)
+    weights["weight_ih_l2"] = np.zeros((12, 8), np.float32)
+    with pytest.raises(ValueError, match=r"unexpected \['weight_ih_l2'\]"):
+        call(backend, weights=weights)
+
+
+def test_misshapen_weight(backend):
+    weights = init_weights(GRU)
+    weights["weight_hh_l0"] = np.zeros((12, 5), np.float32)
+    with pytest.raises(ValueError, match=r"weights\['weight_hh_l0'\]: expected shape \(12, 4\), got \(12, 5\)"):
+        call(backend, weights=weights)
+
+
+def test_weight_dtype(backend):
+    weights = init_weights(GRU)
+    weights["weight_ih_l0"] = weights["weight_ih_l0"].astype(np.float64)
+    with pytest.raises(TypeError, match=r"weights\['weight_ih_l0'\]: expected dtype float32"):
+        call(backend, weights=weights)
+
+
+def test_weights_not_mapping(backend):
+    with pytest.raises(TypeError, match="weights: expected a mapping"):
+        call(backend, weights=[1, 2])
+
+
+def test_spec_not_cellspec(backend):
+    with pytest.raises(TypeError, match="spec: expected a kernels.CellSpec"):
+        backend.forward({"mode": "gru"}, {}, np.zeros((1, 1, 1)))
+
+
+def test_empty_batch_gives_empty_outputs(backend):
+    """B = 0 is valid: outputs (T, 0, D*H) and h_n (D*L, 0, H), as torch returns them."""
+    for spec in (GRU, LSTM):
+        out, state = call(backend, spec=spec, x=np.zeros((5, 0, 3), np.float32))
+        assert out.shape == (5, 0, 8) and out.dtype == np.float32
+        states = state if spec.mode == "lstm" else (state,)
+        assert all(s.shape == (4, 0, 4) and s.dtype == np.float32 for s in states)
+
+
+def test_empty_batch_matches_torch():
+    torch = pytest.importorskip("torch")
+    from kernels.torch_backend import torch_module
+
+    out, h_n = torch_module(GRU)(torch.zeros(5, 0, 3))
+    assert tuple(out.shape) == (5, 0, 8) and tuple(h_n.shape) == (4, 0, 4)
+    with pytest.raises(RuntimeError, match="sequence length"):
+        torch_module(GRU)(torch.zeros(0, 2, 3))
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        (dict(mode="lstmx"), ValueError, "mode: expected one of"),
+        (dict(hidden_size=0), ValueError, "hidden_size: expected an int >= 1, got 0"),
+        (dict(input_size=-1), ValueError, "input_size: expected an int >= 1"),
+        (dict(num_layers=0), ValueError, "num_layers: expected an int >= 1"),
+        (dict(hidden_size=2.5), TypeError, "hidden_size: expected an int"),
+        (dict(num_layers=True), TypeError, "num_layers: expected an int"),
+        (dict(dtype="float16"), ValueError, "dtype: expected one of"),
+        (dict(dtype="floaty"), ValueError, "dtype: expected one of"),
+        (dict(bidirectional="yes"), TypeError, "bidirectional: expected a bool"),
+    ],
+)
+def test_spec_validation(kwargs, error, message):
+    base = dict(mode="gru", input_size=3, hidden_size=4)
+    with pytest.raises(error, match=message):
+        CellSpec(**{**base, **kwargs})
+
+
+def test_spec_accepts_numpy_dtype():
+    assert CellSpec("gru", 3, 4, dtype=np.float64).dtype == "float64"

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .grids import GRIDS, get_grid
+from .grids import GRIDS, MAX_TIME, get_grid
 from .measure import TimingPolicy
 
 HERE = Path(__file__).resolve().parent
@@ -17,42 +17,48 @@ def cmd_run(args) -> int:
     import pytest
 
     argv = [str(HERE / "bench_forward.py"), "-p", "bench.plugin", "--benchmark-only", "--benchmark-quiet",
-            "-v", "--no-header", "-p", "no:cacheprovider", "-rfEs", f"--grid={args.grid}"]
+            "-v", "--no-header", "-p", "no:cacheprovider", "-rfEs"]
     pyproject = HERE.parent / "pyproject.toml"
     if pyproject.exists():
         argv += ["-c", str(pyproject), "--rootdir", str(HERE.parent)]
-    for name in ("backends", "out", "max_time", "min_rounds", "budget", "check_steps"):
+    for name in ("grid", "backends", "out", "resume", "max_time", "min_rounds", "budget", "check_steps"):
         value = getattr(args, name)
         if value is not None:
-            argv.append(f"--{name.replace('_', '-')}={Path(value).resolve() if name == 'out' else value}")
-    return int(pytest.main(argv))
+            argv.append(f"--{name.replace('_', '-')}={Path(value).resolve() if name in ('out', 'resume') else value}")
+    if args.save:
+        argv.append("--save")
+    code = int(pytest.main(argv))
+    if code == pytest.ExitCode.NO_TESTS_COLLECTED and args.resume:
+        print(f"{args.resume}: complete, nothing to resume")
+        return 0
+    return 2 if code == pytest.ExitCode.USAGE_ERROR else code  # 2 for bad arguments, as argparse
 
 
 def cmd_check(args) -> int:
     """Max abs error of every backend against the float64 reference, per case."""
-    from kernels import BACKENDS, get_backend
+    from kernels import BACKENDS, available_backends, get_backend
     from kernels.reference import TOLERANCES
 
     from .measure import check
     from .table import render
 
-    backends = args.backends.split(",") if args.backends else list(BACKENDS)
+    backends = args.backends or list(BACKENDS)
+    available = available_backends()
     rows, failures = [], 0
     for case in get_grid(args.grid):
         weights, x = case.inputs()
         steps = min(case.timesteps, args.max_timesteps or case.timesteps)
         reference = None
         for name in backends:
-            backend = get_backend(name)
             row = {"case_id": case.id, "backend": name, "status": "ok"}
-            reason = backend.unavailable_reason()
-            if reason is not None:
+            if available[name] is not None:
                 row["status"] = "unavailable"
             else:
-                err, ok, _, reference = check(backend.prepare(case.spec, weights), case, weights, x, steps, reference)
+                backend = get_backend(name)
+                err, problem, _, reference = check(backend.prepare(case.spec, weights), case, weights, x, steps, reference)
                 row["max_abs_err"] = err
-                if not ok:
-                    row["status"], failures = f"FAIL {err:.3g}", failures + 1
+                if problem is not None:
+                    row["status"], failures = f"FAIL: {problem}", failures + 1
             rows.append(row)
     tolerances = ", ".join(f"{k}: rtol={r:g} atol={a:g}" for k, (r, a) in TOLERANCES.items())
     render(rows, column="max_abs_err", scale=1.0, title=f"max abs error vs float64 reference ({tolerances})")
@@ -70,16 +76,75 @@ def cmd_show(args) -> int:
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if rows and args.column not in rows[0]:
+        print(f"error: --column: {args.column!r} is not a result column", file=sys.stderr)
+        return 2
     for condition in args.where:
         key, sep, value = condition.partition("=")
         if not sep or (rows and key not in rows[0]):
             print(f"error: --where: expected COLUMN=VALUE with a result column, got {condition!r}", file=sys.stderr)
             return 2
         rows = [r for r in rows if r[key] == value]
+    if not rows:
+        print(f"no rows match {' '.join(args.where)} (values are compared as written in the file, e.g. bias=True)")
+        return 1
     if args.format == "markdown":
         print(markdown(rows, args.column), end="")
     else:
-        render(rows, args.column, title=f"{args.column} x 1e6 (* best)")
+        render(rows, args.column, title=f"{args.column.removesuffix('_s')} in microseconds (* best)")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    """Exit 0: no regression; 1: a regression; 2: unusable input (one-line reason on stderr)."""
+    from .compare import Unusable, compare, format_comparison, parse_thresholds
+
+    try:
+        result = compare(args.base, args.new, parse_thresholds(args.threshold), args.alpha)
+    except (Unusable, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(format_comparison(result, args.format), end="")
+    return 1 if result.regressions else 0
+
+
+def cmd_history(args) -> int:
+    """Trends and step changes over a machine's saved runs."""
+    from .compare import Unusable, parse_thresholds
+    from .environment import machine_id
+    from .history import format_trends, machines, saved_runs, trends
+
+    results = Path(args.results)
+    known = machines(results)
+    machine = args.machine or (known[0] if len(known) == 1 else machine_id())
+    runs = saved_runs(results, machine)
+    if not runs:
+        print(f"error: no saved runs for machine {machine!r} under {results}/ (saved: {known or 'none'}; "
+              "save one with `python -m bench run --save`)", file=sys.stderr)
+        return 2
+    try:
+        ts = trends(runs, parse_thresholds(args.threshold)["default"], args.alpha)
+    except (Unusable, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(format_trends(ts, machine, len(runs)), end="")
+    if args.plot:
+        from .plots import plot_history
+
+        print(f"plot: {plot_history(ts, results / machine / 'history.png', machine)}")
+    return 0
+
+
+def cmd_plot(args) -> int:
+    from .plots import plot_file
+
+    try:
+        paths = plot_file(args.file)
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for p in paths:
+        print(p)
     return 0
 
 
@@ -99,13 +164,16 @@ def main(argv=None) -> int:
     defaults = TimingPolicy()
 
     def grid_arg(p, default):
-        p.add_argument("--grid", default=default, choices=list(GRIDS), help=f"named grid (default: {default})")
+        p.add_argument("--grid", default=default, choices=list(GRIDS), help=f"named grid (default: {default or 'quick'})")
         p.add_argument("--backends", help=f"comma-separated subset of {','.join(BACKENDS)} (default: all)")
 
     run = sub.add_parser("run", help="time a grid, print a table, write CSV + raw-sample JSON")
-    grid_arg(run, "quick")
-    run.add_argument("--out", help="result CSV (default: results/local/<grid>-<run id>.csv)")
-    run.add_argument("--max-time", type=float, help=f"seconds of timed rounds per benchmark to aim for (default {defaults.max_time})")
+    grid_arg(run, None)
+    where = run.add_mutually_exclusive_group()
+    where.add_argument("--out", help="result CSV (default: results/local/<grid>-<run id>.csv)")
+    where.add_argument("--save", action="store_true", help="store under results/<machine_id>/<run id>-<commit>.csv for `history`")
+    where.add_argument("--resume", metavar="FILE", help="complete an interrupted result CSV: run only its missing rows")
+    run.add_argument("--max-time", type=float, help=f"seconds of timed rounds per benchmark to aim for (default {defaults.max_time}, quick {MAX_TIME['quick']}, smoke {MAX_TIME['smoke']})")
     run.add_argument("--min-rounds", type=int, help=f"rounds at least, budget permitting (default {defaults.min_rounds})")
     run.add_argument("--budget", type=float, help=f"seconds of timed rounds per benchmark at most (default {defaults.budget})")
     run.add_argument("--check-steps", type=int, help=f"timesteps of the accuracy check (default {defaults.check_steps})")
@@ -113,7 +181,7 @@ def main(argv=None) -> int:
 
     chk = sub.add_parser("check", help="max abs error of each backend against the float64 reference")
     grid_arg(chk, "quick")
-    chk.add_argument("--max-timesteps", type=int, help="check only the first N timesteps (default: all)")
+    chk.add_argument("--max-timesteps", type=positive_int, help="check only the first N timesteps (default: all)")
     chk.set_defaults(func=cmd_check)
 
     show = sub.add_parser("show", help="print a result CSV with backends side by side")
@@ -123,15 +191,48 @@ def main(argv=None) -> int:
     show.add_argument("--format", choices=["table", "markdown"], default="table")
     show.set_defaults(func=cmd_show)
 
+    cmp = sub.add_parser("compare", help="compare two result files; exit 1 on a regression",
+                         description="Pair benchmarks of two result files (CSV with its .json sidecar, or a "
+                                     "pytest-benchmark JSON) and judge each: regression, improvement, unchanged or "
+                                     "not comparable. Exit 0: no regression, 1: regression, 2: unusable input.")
+    cmp.add_argument("base", help="BASE result file (.csv or pytest-benchmark .json)")
+    cmp.add_argument("new", help="NEW result file")
+    cmp.add_argument("--threshold", action="append", default=[], metavar="[GROUP=]RATIO",
+                     help="slowdown ratio that counts (default 1.10); GROUP is a backend or a mode; repeatable")
+    cmp.add_argument("--alpha", type=float, default=0.01, help="significance level of the one-sided Mann-Whitney U test (default 0.01)")
+    cmp.add_argument("--format", choices=["table", "csv", "json", "markdown"], default="table")
+    cmp.set_defaults(func=cmd_compare)
+
+    hist = sub.add_parser("history", help="trends and step changes over the runs saved with `run --save`")
+    hist.add_argument("--machine", help="machine id (default: the only one saved, else this machine's)")
+    hist.add_argument("--results", default="results", help="results folder (default: results)")
+    hist.add_argument("--threshold", action="append", default=[], metavar="RATIO", help="step size that counts (default 1.10)")
+    hist.add_argument("--alpha", type=float, default=0.01, help="significance level (default 0.01)")
+    hist.add_argument("--plot", action="store_true", help="also write <results>/<machine>/history.png")
+    hist.set_defaults(func=cmd_history)
+
+    plot = sub.add_parser("plot", help="PNG plots next to a result CSV")
+    plot.add_argument("file", help="result CSV")
+    plot.set_defaults(func=cmd_plot)
+
     grids = sub.add_parser("grids", help="list the named grids")
     grids.set_defaults(func=cmd_grids)
 
     args = parser.parse_args(argv)
     if getattr(args, "backends", None):
-        unknown = [b for b in args.backends.split(",") if b not in BACKENDS]
-        if unknown:
-            parser.error(f"--backends: unknown {unknown}; known: {', '.join(BACKENDS)}")
+        names = list(dict.fromkeys(b.strip() for b in args.backends.split(",") if b.strip()))
+        unknown = [b for b in names if b not in BACKENDS]
+        if unknown or not names:
+            parser.error(f"--backends: unknown {unknown or args.backends!r}; known: {', '.join(BACKENDS)}")
+        args.backends = names if args.command == "check" else ",".join(names)
     return args.func(args)
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
 
 
 if __name__ == "__main__":

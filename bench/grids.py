@@ -102,6 +102,10 @@ def deepbench() -> list[Case]:
     return list(dict.fromkeys(cases))  # the source lists a few sizes twice
 
 
+#: Seconds of timed rounds to aim for per benchmark when --max-time is not given
+#: (TimingPolicy.max_time elsewhere): small grids stay quick.
+MAX_TIME = {"smoke": 0.05, "quick": 0.25}
+
 GRIDS = {"quick": quick, "default": default, "seed": seed, "deepbench": deepbench, "smoke": smoke}
 
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from kernels import get_backend
 from kernels.base import Prepared
-from kernels.reference import TOLERANCES, flatten, max_abs_error, reference_forward
+from kernels.reference import TOLERANCES, contract_problem, max_abs_error, reference_forward, within_tolerance
 
 from .grids import Case
 
@@ -48,6 +48,30 @@ class TimingPolicy:
     min_round_s: float = 1e-4
     check_steps: int = 16
 
+    def __post_init__(self):
+        """Raises ValueError naming the option for a non-finite or out-of-range value."""
+        for name in ("max_time", "budget", "min_round_s"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ValueError(f"--{name.replace('_', '-')}: expected a positive finite number, got {value}")
+        if not MIN_USEFUL_ROUNDS <= self.min_rounds <= self.max_rounds:
+            raise ValueError(f"--min-rounds: expected {MIN_USEFUL_ROUNDS} to {self.max_rounds}, got {self.min_rounds}")
+        if self.check_steps < 1:
+            raise ValueError(f"--check-steps: expected a positive number, got {self.check_steps}")
+
+    def warm_up(self, call) -> float:
+        """Call ``call`` until the JIT, caches and thread pools have settled; return the estimate
+        of one call (the fastest seen).  At least 3 calls when one takes under 0.1 s, and at least
+        a tenth of ``max_time`` in all, at most 100 calls: one slow first call must not set the plan."""
+        times = []
+        while len(times) < 100:
+            start = time.perf_counter()
+            call()
+            times.append(time.perf_counter() - start)
+            if len(times) >= (3 if times[0] < 0.1 else 1) and sum(times) >= 0.1 * self.max_time:
+                break
+        return min(times)
+
     def plan(self, call_s: float) -> tuple[int, int, str]:
         """``(rounds, iterations, note)`` for calls of ``call_s`` seconds; rounds 0 = over budget."""
         iterations = max(1, math.ceil(self.min_round_s / max(call_s, 1e-9) - 1e-9))  # - 1e-9: 1e-4/1e-6 is 100.00000000000001
@@ -74,8 +98,10 @@ def check(prepared: Prepared, case: Case, weights, x, steps: int, reference=None
     """Run ``prepared`` on the first ``steps`` timesteps and compare to the float64 reference.
 
     Returns:
-        ``(max_abs_err, within_tolerance, seconds_of_the_call, reference)``;
-        the tolerance is :data:`kernels.reference.TOLERANCES` of the spec's dtype.
+        ``(max_abs_err, problem, seconds_of_the_call, reference)``; ``problem`` is
+        ``None`` when the result keeps the output contract (arrays, shapes,
+        dtype) and is within :data:`kernels.reference.TOLERANCES` of the spec's
+        dtype, else what is wrong.
     """
     xs = truncate(case, x, steps)
     if reference is None:
@@ -85,9 +111,14 @@ def check(prepared: Prepared, case: Case, weights, x, steps: int, reference=None
     raw = prepared.run(*args)
     elapsed = time.perf_counter() - start
     got = prepared.to_host(raw)
-    rtol, atol = TOLERANCES[case.spec.dtype]
-    ok = all(np.allclose(a, b, rtol=rtol, atol=atol, equal_nan=True) for a, b in zip(flatten(got), flatten(reference)))
-    return max_abs_error(got, reference), ok, elapsed, reference
+    problem = contract_problem(case.spec, got, reference)
+    if problem is not None:
+        return float("nan"), problem, elapsed, reference
+    err = max_abs_error(got, reference)
+    if not within_tolerance(case.spec, got, reference):
+        rtol, atol = TOLERANCES[case.spec.dtype]
+        problem = f"max abs error {err:.3g} vs float64 reference beyond rtol={rtol:g}, atol={atol:g}"
+    return err, problem, elapsed, reference
 
 
 class Outcome(Exception):
@@ -113,33 +144,34 @@ def measure(benchmark, case: Case, backend_name: str, policy: TimingPolicy, inpu
         ``unavailable``, ``mismatch``); other exceptions propagate after being
         attached as an ``error`` row (attribute ``row``).
     """
-    backend = get_backend(backend_name)
-    row = {"case_id": case.id, "backend": backend_name, "device": backend.device, **case.fields()}
+    try:
+        backend = get_backend(backend_name)
+    except ImportError as exc:  # the row says so instead of vanishing
+        backend = None
+        import_error = f"cannot import: {exc}"
+    row = {"case_id": case.id, "backend": backend_name, "device": getattr(backend, "device", ""), **case.fields()}
     row.update(flops=case.spec.flops(case.timesteps, case.batch))
     benchmark.group = case.id
     benchmark.extra_info.update(row)
     try:
-        reason = backend.unavailable_reason()
+        reason = import_error if backend is None else backend.unavailable_reason()
         if reason is not None:
             raise Outcome("unavailable", reason)
         weights, x = inputs
         prepared = backend.prepare(case.spec, weights)  # converts weights, compiles
         steps = min(policy.check_steps, case.timesteps)
-        err, ok, check_s, reference_cache[case.id] = check(
+        err, problem, check_s, reference_cache[case.id] = check(
             prepared, case, weights, x, steps, reference_cache.get(case.id)
         )
-        row.update(max_abs_err=err, err_timesteps=steps, tolerance_ok=ok)
-        if not ok:
-            rtol, atol = TOLERANCES[case.spec.dtype]
-            raise Outcome("mismatch", f"max abs error {err:.3g} vs float64 reference beyond rtol={rtol:g}, atol={atol:g}")
+        row.update(max_abs_err=err, err_timesteps=steps, tolerance_ok=problem is None)
+        if problem is not None:
+            raise Outcome("mismatch", problem)
         estimate = check_s * case.timesteps / steps
         rounds, iterations, note = policy.plan(estimate)
         if rounds == 0:
             raise Outcome("over_budget", note + f" (estimated from a {steps}-step run)")
         args = prepared.to_device(x)
-        start = time.perf_counter()
-        prepared.run(*args)  # warm-up on the full input; refines the estimate
-        rounds, iterations, note = policy.plan(time.perf_counter() - start)
+        rounds, iterations, note = policy.plan(policy.warm_up(lambda: prepared.run(*args)))
         if rounds == 0:
             raise Outcome("over_budget", note)
         benchmark.pedantic(prepared.run, args=args, rounds=rounds, iterations=iterations, warmup_rounds=0)

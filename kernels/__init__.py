@@ -36,7 +36,7 @@ def get_backend(name: str) -> Backend:
         ImportError: the backend's module could not be imported; use
             :func:`available_backends` to ask without raising.
     """
-    if name not in BACKENDS:
+    if not isinstance(name, str) or name not in BACKENDS:
         raise ValueError(f"backend: unknown name {name!r}; known: {list(BACKENDS)}")
     if name not in _instances:
         module, factory, args = BACKENDS[name]

@@ -20,8 +20,8 @@ def check_spec(spec) -> CellSpec:
 
 
 def _check_array(name, value, spec, shape):
-    if not isinstance(value, np.ndarray):
-        raise TypeError(f"{name}: expected a numpy.ndarray, got {type(value).__name__}")
+    if type(value) is not np.ndarray:  # subclasses (masked arrays, matrix) would be treated differently per backend
+        raise TypeError(f"{name}: expected a numpy.ndarray (not a subclass), got {type(value).__name__}")
     if not np.issubdtype(value.dtype, np.floating):
         raise TypeError(f"{name}: expected a floating dtype ({spec.dtype}), got {value.dtype}")
     if value.dtype != spec.np_dtype:

@@ -52,7 +52,8 @@ class NumpyPrepared(StackPrepared):
         cell = CELLS[self.spec.mode]
         out = np.empty(x.shape[:2] + h.shape[1:], h.dtype)
         steps = range(x.shape[0] - 1, -1, -1) if reverse else range(x.shape[0])
-        with np.errstate(over="ignore"):  # exp(-v) -> inf gives sigmoid 0, as intended
+        # exp(-v) -> inf gives sigmoid 0, and inf - inf -> nan, as torch computes them, silently as torch does
+        with np.errstate(over="ignore", invalid="ignore"):
             for t in steps:
                 h, c = cell(x[t], h, c, *params)
                 out[t] = h

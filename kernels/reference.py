@@ -47,6 +47,28 @@ def flatten(result) -> list[np.ndarray]:
     return [output, *state] if isinstance(state, tuple) else [output, state]
 
 
+def contract_problem(spec, result, reference) -> str | None:
+    """Why ``result`` breaks the output contract -- number of arrays, shapes, dtype
+    -- judged against the reference's structure; ``None`` when it keeps it."""
+    got, want = flatten(result), flatten(reference)
+    if len(got) != len(want):
+        return f"{len(got)} output arrays, expected {len(want)}"
+    for name, g, w in zip(("output", "h_n", "c_n"), got, want):
+        if not isinstance(g, np.ndarray):
+            return f"{name} is a {type(g).__name__}, expected a numpy.ndarray"
+        if g.shape != w.shape:
+            return f"{name} has shape {g.shape}, expected {w.shape}"
+        if g.dtype != spec.np_dtype:
+            return f"{name} has dtype {g.dtype}, expected {spec.dtype}"
+    return None
+
+
+def within_tolerance(spec, result, reference) -> bool:
+    """Every array of ``result`` within :data:`TOLERANCES` of ``reference`` (NaN where the reference has NaN)."""
+    rtol, atol = TOLERANCES[spec.dtype]
+    return all(np.allclose(a, b, rtol=rtol, atol=atol, equal_nan=True) for a, b in zip(flatten(result), flatten(reference)))
+
+
 def max_abs_error(result, reference) -> float:
     """Largest absolute difference over output, h_n (and c_n), in float64."""
     return max(

@@ -55,15 +55,18 @@ class CellSpec:
     dtype: str = "float32"
 
     def __post_init__(self):
-        if self.mode not in GATES:
+        if not isinstance(self.mode, str) or self.mode not in GATES:
             raise ValueError(f"mode: expected one of {list(MODES)}, got {self.mode!r}")
-        _check_size("input_size", self.input_size)
-        _check_size("hidden_size", self.hidden_size)
-        _check_size("num_layers", self.num_layers)
+        # NumPy integers and bools are stored as Python ones: torch.nn rejects
+        # the former, and fixed-width sizes would overflow in flops()
+        for name in ("input_size", "hidden_size", "num_layers"):
+            _check_size(name, getattr(self, name))
+            object.__setattr__(self, name, int(getattr(self, name)))
         for flag in ("bias", "batch_first", "bidirectional"):
             if not isinstance(getattr(self, flag), (bool, np.bool_)):
                 raise TypeError(f"{flag}: expected a bool, got {getattr(self, flag)!r}")
-        dtype = np.dtype(self.dtype).name if _is_dtype_like(self.dtype) else self.dtype
+            object.__setattr__(self, flag, bool(getattr(self, flag)))
+        dtype = np.dtype(self.dtype).name if self.dtype is not None and _is_dtype_like(self.dtype) else self.dtype
         if dtype not in DTYPES:
             raise ValueError(f"dtype: expected one of {list(DTYPES)}, got {self.dtype!r}")
         object.__setattr__(self, "dtype", dtype)
@@ -147,6 +150,6 @@ class CellSpec:
 def _is_dtype_like(value) -> bool:
     try:
         np.dtype(value)
-    except TypeError:
+    except (TypeError, ValueError):
         return False
     return True

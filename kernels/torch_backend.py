@@ -7,8 +7,6 @@ and, on CUDA, synchronizes before returning so a timing covers the kernels.
 
 from __future__ import annotations
 
-import numpy as np
-
 from .base import Backend, Prepared
 
 
@@ -33,7 +31,7 @@ def torch_module(spec, weights=None):
     else:
         module = torch.nn.RNN(nonlinearity=spec.mode.removeprefix("rnn_"), **kwargs)
     if weights is not None:
-        module.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in weights.items()})
+        module.load_state_dict({k: torch.tensor(v) for k, v in weights.items()})  # a copy: read-only arrays are fine
     return module.eval().requires_grad_(False)
 
 
@@ -53,7 +51,7 @@ class TorchPrepared(Prepared):
 
     def to_device(self, x, h0=None, c0=None):
         def place(a):
-            return None if a is None else self.torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
+            return None if a is None else self.torch.tensor(a, device=self.device)  # a copy, outside the timing
 
         hx = place(h0)
         if self.spec.mode == "lstm" and hx is not None:

@@ -19,6 +19,9 @@ def init_weights(spec: CellSpec, seed: int = 0) -> dict[str, np.ndarray]:
         ``{name: array}`` in ``state_dict`` order; shapes from
         :meth:`CellSpec.weight_shapes`, dtype ``spec.dtype``, C-contiguous.
     """
+    from .checks import check_spec
+
+    check_spec(spec)
     rng = np.random.default_rng(seed)
     k = 1.0 / np.sqrt(spec.hidden_size)
     return {
@@ -35,6 +38,9 @@ def validate_weights(spec: CellSpec, weights) -> None:
             or its dtype is not ``spec.dtype``.
         ValueError: names missing or extra, or a shape that differs.
     """
+    from .checks import check_spec
+
+    check_spec(spec)
     if not hasattr(weights, "keys"):
         raise TypeError(f"weights: expected a mapping of state_dict names to arrays, got {type(weights).__name__}")
     expected = spec.weight_shapes()
@@ -44,8 +50,8 @@ def validate_weights(spec: CellSpec, weights) -> None:
         raise ValueError(f"weights: names do not match the spec; missing {missing}, unexpected {extra}")
     for name, shape in expected.items():
         w = weights[name]
-        if not isinstance(w, np.ndarray):
-            raise TypeError(f"weights[{name!r}]: expected a numpy.ndarray, got {type(w).__name__}")
+        if type(w) is not np.ndarray:
+            raise TypeError(f"weights[{name!r}]: expected a numpy.ndarray (not a subclass), got {type(w).__name__}")
         if w.shape != shape:
             raise ValueError(f"weights[{name!r}]: expected shape {shape}, got {w.shape}")
         if w.dtype != spec.np_dtype:

@@ -36,7 +36,7 @@ def test_x_batch_first_layout_named(backend):
 
 
 def test_x_not_array(backend):
-    with pytest.raises(TypeError, match="x: expected a numpy.ndarray, got list"):
+    with pytest.raises(TypeError, match=r"x: expected a numpy.ndarray \(not a subclass\), got list"):
         call(backend, x=[[[0.0] * 3]])
 
 
@@ -162,3 +162,76 @@ def test_spec_validation(kwargs, error, message):
 
 def test_spec_accepts_numpy_dtype():
     assert CellSpec("gru", 3, 4, dtype=np.float64).dtype == "float64"
+
+
+@pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")  # np.matrix's own warning
+def test_array_subclasses_are_rejected(backend):
+    """Masked arrays would lose their mask on some backends: refused everywhere, not half-supported."""
+    x = np.ma.masked_array(make_inputs(GRU, 5, 2, False)[0])
+    with pytest.raises(TypeError, match=r"x: expected a numpy.ndarray \(not a subclass\), got MaskedArray"):
+        call(backend, x=x)
+    weights = init_weights(GRU)
+    weights["weight_hh_l0"] = np.asmatrix(weights["weight_hh_l0"])
+    with pytest.raises(TypeError, match=r"weights\['weight_hh_l0'\]: expected a numpy.ndarray \(not a subclass\)"):
+        call(backend, weights=weights)
+
+
+def test_numpy_scalars_in_spec_work_everywhere(backend):
+    spec = CellSpec("lstm", np.int64(3), np.int32(4), num_layers=np.int16(1), bias=np.False_)
+    assert type(spec.input_size) is int and type(spec.bias) is bool
+    out, (h_n, c_n) = call(backend, spec=spec)
+    assert out.shape == (5, 2, 4)
+
+
+def test_flops_do_not_overflow_with_numpy_sizes():
+    spec = CellSpec("lstm", np.int32(4096), np.int32(4096))
+    assert spec.flops(1000, 64) == CellSpec("lstm", 4096, 4096).flops(1000, 64) > 2**40
+
+
+def test_infinite_state_is_handled_silently_like_torch(backend):
+    """inf in h0 gives the same non-finite results on every backend, without warnings."""
+    import warnings
+
+    spec = CellSpec("gru", 3, 4)
+    x, h0 = make_inputs(spec, 3, 2, True)
+    h0[0, 0, 0] = np.inf
+    h0[0, 1, 1] = -np.inf
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out, h_n = call(backend, spec=spec, x=x, hx=h0)
+    from kernels.reference import reference_forward
+
+    ref_out, _ = reference_forward(spec, init_weights(spec), x, h0)
+    np.testing.assert_array_equal(np.isnan(out), np.isnan(ref_out))
+
+
+def test_read_only_inputs_without_warnings(backend):
+    import warnings
+
+    weights = {k: v.copy() for k, v in init_weights(GRU).items()}
+    x = make_inputs(GRU, 5, 2, False)[0]
+    for a in (x, *weights.values()):
+        a.flags.writeable = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        call(backend, weights=weights, x=x)
+
+
+@pytest.mark.parametrize(
+    "call_, error, message",
+    [
+        (lambda: CellSpec("gru", 3, 4, dtype=None), ValueError, "dtype: expected one of"),
+        (lambda: CellSpec(["gru"], 3, 4), ValueError, "mode: expected one of"),
+        (lambda: init_weights("gru"), TypeError, "spec: expected a kernels.CellSpec"),
+    ],
+)
+def test_more_bad_arguments(call_, error, message):
+    with pytest.raises(error, match=message):
+        call_()
+
+
+def test_get_backend_rejects_non_strings():
+    from kernels import get_backend
+
+    with pytest.raises(ValueError, match="backend: unknown name"):
+        get_backend(["numba"])

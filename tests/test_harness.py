@@ -170,7 +170,7 @@ def test_cli_run_writes_csv_and_sidecar(tmp_path):
     proc = run_cli("run", "--grid", "smoke", "--out", str(out), "--max-time", "0.05")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     check_result_file(out, "smoke")
-    assert "median per timestep" in proc.stdout and "rnn_tanh-T5-B2-I3-H4-float32" in proc.stdout
+    assert "per_step in microseconds (* best)" in proc.stdout and "rnn_tanh-T5-B2-I3-H4-float32" in proc.stdout
     assert not list(tmp_path.glob(".*"))  # no partial files left
 
 
@@ -203,7 +203,7 @@ def test_cli_rejects_bad_arguments(tmp_path):
     proc = run_cli("run", "--backends", "numpy,fortran")
     assert proc.returncode == 2 and "--backends: unknown ['fortran']" in proc.stderr
     proc = run_cli("run", "--grid", "smoke", "--out", str(tmp_path / "x.txt"))
-    assert proc.returncode != 0 and "--out: expected a path ending in .csv" in proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "--out: expected a path to a .csv file" in proc.stdout + proc.stderr
 
 
 def test_cli_check_reports_errors():
@@ -228,3 +228,146 @@ def test_interrupted_sweep_keeps_finished_rows(tmp_path):
     assert all(r["status"] == "ok" for r in rows)
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
     assert proc.returncode != 0 or os.name != "posix"
+
+
+def test_resume_runs_only_missing_rows(tmp_path):
+    out = tmp_path / "r.csv"
+    assert run_cli("run", "--grid", "smoke", "--backends", "numpy,numba", "--out", str(out), "--max-time", "0.02").returncode == 0
+    rows = read_results(out)
+    first = {(r["case_id"], r["backend"]): r["run_id"] for r in rows}
+    # keep the first two rows, as an interrupted run would have; mark one as an error to be retried
+    kept = ResultFile(tmp_path / "r2.csv")
+    for r in rows[:2]:
+        kept.add(r)
+    rows[1]["status"] = "error"
+    kept.rows = []
+    for r in rows[:2]:
+        kept.add(r)
+    (tmp_path / "r.json").rename(tmp_path / "r2.json")
+    proc = run_cli("run", "--resume", str(tmp_path / "r2.csv"), "--max-time", "0.02")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "3 passed, 1 deselected" in proc.stdout  # grid and backends taken from the file
+    resumed = read_results(tmp_path / "r2.csv")
+    assert sorted((r["case_id"], r["backend"]) for r in resumed) == sorted(first)
+    assert resumed[0]["run_id"] == first[(resumed[0]["case_id"], resumed[0]["backend"])]  # kept as measured
+    assert all(r["status"] == "ok" for r in resumed)
+    names = [b["name"] for b in json.loads((tmp_path / "r2.json").read_text())["benchmarks"]]
+    assert sorted(names) == sorted(f"test_forward[{c}-{b}]" for c, b in first)
+    proc = run_cli("run", "--resume", str(tmp_path / "r2.csv"))
+    assert proc.returncode == 0 and "complete, nothing to resume" in proc.stdout
+
+
+def test_resume_rejects_a_foreign_file(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,2\n")
+    proc = run_cli("run", "--resume", str(bad))
+    assert proc.returncode != 0 and "--resume: " in proc.stdout + proc.stderr
+
+
+def test_save_history_and_plots(tmp_path):
+    env = {**os.environ, "RNN_BENCH_MACHINE_ID": "test-machine"}
+    for _ in range(2):
+        proc = subprocess.run([sys.executable, "-m", "bench", "run", "--grid", "smoke", "--backends", "numpy",
+                               "--save", "--max-time", "0.02"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        time.sleep(1.1)  # run ids are per second
+    saved = sorted((tmp_path / "results" / "test-machine").glob("*.csv"))
+    assert len(saved) == 2 and all(p.with_suffix(".json").is_file() for p in saved)
+    proc = subprocess.run([sys.executable, "-m", "bench", "history", "--plot"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("test-machine: 2 saved runs, 2 benchmarks")
+    assert (tmp_path / "results" / "test-machine" / "history.png").stat().st_size > 10_000
+    proc = subprocess.run([sys.executable, "-m", "bench", "history", "--machine", "nope"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "no saved runs for machine 'nope'" in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "bench", "plot", str(saved[0])], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    pngs = proc.stdout.split()
+    assert [Path(p).name.split(".")[1] for p in pngs] == ["per_step_vs_hidden", "time_vs_timesteps"]
+    assert all(Path(p).stat().st_size > 10_000 for p in pngs)
+
+
+def test_check_catches_broken_output_contract():
+    """Broadcasting must not hide wrong shapes, dtypes or missing outputs."""
+    from bench.measure import check
+
+    case = Case(CellSpec("lstm", 8, 8), 20, 4)
+    weights, x = case.inputs()
+    prepared = NumpyBackend().prepare(case.spec, weights)
+    honest = prepared.to_host
+    for broken, problem in [
+        (lambda r: (honest(r)[0].astype(np.float64), honest(r)[1]), "output has dtype float64"),
+        (lambda r: (honest(r)[0], (honest(r)[1][0][0], honest(r)[1][1])), "h_n has shape (4, 8)"),
+        (lambda r: (honest(r)[0], (honest(r)[1][0],)), "2 output arrays, expected 3"),
+    ]:
+        prepared.to_host = broken
+        err, found, _, _ = check(prepared, case, weights, x, 16)
+        assert found is not None and problem in found
+    prepared.to_host = honest
+    err, found, _, _ = check(prepared, case, weights, x, 16)
+    assert found is None and err < 1e-5
+
+
+def test_a_backend_that_cannot_be_imported_still_gets_a_row(monkeypatch):
+    monkeypatch.setitem(kernels.BACKENDS, "ghost", ("kernels.no_such_module", "X", ()))
+    case = Case(CellSpec("rnn_tanh", 3, 4), 5, 2)
+    with pytest.raises(Outcome) as info:
+        measure(FakeBenchmark(), case, "ghost", TimingPolicy(), case.inputs(), {})
+    assert info.value.row["status"] == "unavailable" and "cannot import" in info.value.row["reason"]
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(max_time=float("nan")), "--max-time: expected a positive finite number"),
+        (dict(budget=float("inf")), "--budget: expected a positive finite number"),
+        (dict(min_rounds=1), "--min-rounds: expected 3 to 1000"),
+        (dict(check_steps=0), "--check-steps: expected a positive number"),
+    ],
+)
+def test_timing_policy_validation(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        TimingPolicy(**kwargs)
+
+
+def test_warm_up_is_not_fooled_by_a_slow_first_call():
+    delays = iter([0.05] + [0.001] * 200)
+    calls = []
+
+    def call():
+        calls.append(1)
+        time.sleep(next(delays))
+
+    estimate = TimingPolicy(max_time=0.1).warm_up(call)
+    assert 0.001 <= estimate < 0.01 and len(calls) >= 3
+
+
+def test_output_files_are_never_overwritten(tmp_path):
+    out = tmp_path / "a.csv"
+    assert run_cli("run", "--grid", "smoke", "--backends", "numpy", "--out", str(out)).returncode == 0
+    before = out.read_bytes()
+    proc = run_cli("run", "--grid", "smoke", "--backends", "numpy", "--out", str(out))
+    assert proc.returncode == 2 and "exists; pick a new name" in proc.stdout + proc.stderr
+    assert out.read_bytes() == before
+    proc = run_cli("run", "--grid", "smoke", "--out", str(tmp_path))
+    assert proc.returncode == 2 and "--out: expected a path to a .csv file" in proc.stdout + proc.stderr
+
+
+def test_default_names_do_not_collide(tmp_path):
+    from bench.plugin import claim
+
+    first = claim(tmp_path / "quick-X.csv", unique=True)
+    second = claim(tmp_path / "quick-X.csv", unique=True)
+    assert (first.name, second.name) == ("quick-X.csv", "quick-X-2.csv")
+    assert read_results(second) == []  # a valid, empty result file until the first row
+
+
+def test_show_reports_bad_columns_and_empty_selections():
+    from bench.__main__ import main
+
+    assert main(["show", str(REPO / "results" / "default.csv"), "--column", "nope"]) == 2
+    assert main(["show", str(REPO / "results" / "default.csv"), "--where", "bias=true"]) == 1
+    with pytest.raises(SystemExit):
+        main(["check", "--max-timesteps", "0"])

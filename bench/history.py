@@ -1,0 +1,114 @@
+"""History per machine: saved runs, trends, and step changes.
+
+``python -m bench run --save`` stores a run as
+``results/<machine_id>/<run_id>-<commit>.csv`` (with its ``.json``).  For each
+benchmark, :func:`find_steps` looks for step changes over the saved runs by
+binary segmentation: take the split of the series that maximizes
+|log(median after / median before)|, and accept it when the comparison's own
+rule (:func:`bench.compare.judge`: ratio beyond the threshold and a one-sided
+Mann-Whitney U test at ``alpha`` on the rounds pooled on each side) calls it
+a regression or an improvement; then search both halves again.  Pooling
+treats rounds of different runs alike, so the threshold, not the p-value
+alone, guards against run-to-run drift.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from .compare import Entry, judge, load
+
+
+def save_path(results_dir: Path, metadata: dict) -> Path:
+    """``results_dir/<machine_id>/<run_id>-<commit[:7] or nogit>[-dirty].csv``."""
+    commit = (metadata.get("git_commit") or "nogit")[:7]
+    dirty = "-dirty" if metadata.get("git_dirty") is True else ""
+    return Path(results_dir) / metadata["machine_id"] / f"{metadata['run_id']}-{commit}{dirty}.csv"
+
+
+def machines(results_dir: Path) -> list[str]:
+    return sorted(p.name for p in Path(results_dir).iterdir() if p.is_dir() and any(p.glob("*.csv"))) if Path(results_dir).is_dir() else []
+
+
+def saved_runs(results_dir: Path, machine: str) -> list[Path]:
+    """The machine's saved result CSVs, oldest first (names start with the UTC run id)."""
+    return sorted((Path(results_dir) / machine).glob("*.csv"))
+
+
+@dataclasses.dataclass
+class Step:
+    run: str  # the first run after the step
+    index: int
+    ratio: float
+    p_value: float
+    verdict: str
+
+
+@dataclasses.dataclass
+class Trend:
+    label: str
+    key: tuple
+    runs: list  # run names, oldest first, where the benchmark was timed
+    medians: list
+    steps: list
+
+
+def _pooled(entries: list[Entry]) -> Entry:
+    samples = np.concatenate([e.samples for e in entries])
+    return Entry(entries[0].key, entries[0].label, "ok", float(np.median(samples)), samples)
+
+
+def find_steps(entries: list[Entry], threshold: float = 1.10, alpha: float = 0.01) -> list[tuple[int, object]]:
+    """Indices ``k`` (first entry after a step) with the :class:`bench.compare.Pair` that justified them, sorted."""
+    steps = []
+
+    def segment(lo: int, hi: int) -> None:
+        if hi - lo < 2:
+            return
+        best_k, best = None, 0.0
+        for k in range(lo + 1, hi):
+            r = abs(np.log(np.median(np.concatenate([e.samples for e in entries[k:hi]]))
+                           / np.median(np.concatenate([e.samples for e in entries[lo:k]]))))
+            if r > best:
+                best_k, best = k, r
+        if best_k is None:
+            return
+        pair = judge(_pooled(entries[lo:best_k]), _pooled(entries[best_k:hi]), threshold, alpha)
+        if pair.verdict in ("regression", "improvement"):
+            steps.append((best_k, pair))
+            segment(lo, best_k)
+            segment(best_k, hi)
+
+    segment(0, len(entries))
+    return sorted(steps, key=lambda s: s[0])
+
+
+def trends(paths: list[Path], threshold: float = 1.10, alpha: float = 0.01) -> list[Trend]:
+    """Per benchmark timed in any of ``paths`` (oldest first): medians per run and the steps found."""
+    sides = [load(p) for p in paths]
+    keys = list(dict.fromkeys(k for s in sides for k in s.entries))
+    out = []
+    for key in keys:
+        series = [(s.path.stem, s.entries[key]) for s in sides
+                  if key in s.entries and s.entries[key].status == "ok" and s.entries[key].samples is not None]
+        if not series:
+            continue
+        names, entries = zip(*series)
+        steps = [Step(names[k], k, pair.ratio, pair.p_value, pair.verdict) for k, pair in find_steps(list(entries), threshold, alpha)]
+        out.append(Trend(entries[0].label, key, list(names), [e.median for e in entries], steps))
+    return out
+
+
+def format_trends(ts: list[Trend], machine: str, n_runs: int) -> str:
+    lines = [f"{machine}: {n_runs} saved runs, {len(ts)} benchmarks, "
+             f"{sum(bool(t.steps) for t in ts)} with step changes"]
+    for t in sorted(ts, key=lambda t: (not t.steps, t.label)):
+        trail = " -> ".join(f"{m * 1e6:.3g}" for m in t.medians[-8:])
+        more = "... " if len(t.medians) > 8 else ""
+        lines.append(f"{t.label}: {more}{trail} us")
+        for s in t.steps:
+            lines.append(f"    step ({s.verdict}) at {s.run}: x{s.ratio:.3f} (p={s.p_value:.2g})")
+    return "\n".join(lines) + "\n"

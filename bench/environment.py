@@ -15,8 +15,9 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-#: Bumped whenever a result column is added, removed or changes meaning.
-SCHEMA_VERSION = 1
+#: Bumped whenever a result column is added, removed or changes meaning
+#: (bench.results.ADDED lists what each version added).
+SCHEMA_VERSION = 2
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -89,6 +90,14 @@ def thread_pools() -> str:
     return "; ".join(parts)
 
 
+def numba_threads() -> int:
+    """``numba.get_num_threads()`` when numba is already imported, else 0."""
+    import sys
+
+    numba = sys.modules.get("numba")
+    return int(numba.get_num_threads()) if numba is not None else 0
+
+
 def torch_threads() -> int:
     """``torch.get_num_threads()`` when torch is already imported, else 0 (torch is not imported for this)."""
     import sys
@@ -103,7 +112,7 @@ def collect(run_id: str | None = None) -> dict:
     Returns:
         ``{column: value}`` with machine id, CPU model, cores, memory (GiB),
         Python/NumPy/Numba/SciPy/torch/pytest-benchmark versions, BLAS and its
-        threads, all thread pools, torch threads, git commit and dirtiness,
+        threads, all thread pools, torch and numba threads, git commit and dirtiness,
         UTC timestamp (ISO 8601), run id and schema version.
     """
     now = datetime.datetime.now(datetime.timezone.utc)
@@ -127,6 +136,7 @@ def collect(run_id: str | None = None) -> dict:
         "blas_threads": blas_threads,
         "thread_pools": thread_pools(),
         "torch_threads": torch_threads(),
+        "numba_threads": numba_threads(),
         "git_commit": commit,
         "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no")) if commit else "",
     }

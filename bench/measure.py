@@ -150,7 +150,7 @@ def measure(benchmark, case: Case, backend_name: str, policy: TimingPolicy, inpu
         backend = None
         import_error = f"cannot import: {exc}"
     row = {"case_id": case.id, "backend": backend_name, "device": getattr(backend, "device", ""), **case.fields()}
-    row.update(flops=case.spec.flops(case.timesteps, case.batch))
+    row.update(flops=case.spec.flops(case.timesteps, case.batch), weight_bytes=case.spec.weight_bytes())
     benchmark.group = case.id
     benchmark.extra_info.update(row)
     try:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from .environment import SCHEMA_VERSION
 from .grids import GRIDS, MAX_TIME, get_grid
 from .measure import Outcome, TimingPolicy, measure
 from .results import COLUMNS, ResultFile, atomic_write_text, read_results, sidecar_path
@@ -94,6 +95,9 @@ def pytest_configure(config):
             existing = read_results(resume)
         except (OSError, ValueError) as exc:
             raise pytest.UsageError(f"--resume: {exc}") from None
+        if existing and existing[0]["schema_version"] != str(SCHEMA_VERSION):
+            raise pytest.UsageError(f"--resume: {resume} has schema_version {existing[0]['schema_version']}; "
+                                    f"this code writes {SCHEMA_VERSION}, so rerun it whole")
         grid = _resume_grid(config, existing)
     else:
         grid = config.getoption("grid") or "quick"
@@ -266,9 +270,10 @@ class SweepRun:
             from kernels import available_backends
 
             from .environment import collect
+            from .roofline import measure_peaks
 
             available_backends()  # import the libraries so their versions and thread pools are seen
-            self._metadata = collect(self.run_id)
+            self._metadata = {**collect(self.run_id), **measure_peaks()}
         return self._metadata
 
     def inputs(self, case):
@@ -278,7 +283,10 @@ class SweepRun:
         return self._inputs[1]
 
     def record(self, item, row: dict, benchmark=None) -> None:
+        from .roofline import place
+
         row = {**row, **self.metadata()}
+        row.update(place(row, row))
         item._rnn_row = row
         if benchmark is not None:
             self.json["benchmarks"].append(benchmark.stats.as_dict(include_data=True))

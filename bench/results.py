@@ -38,6 +38,9 @@ COLUMNS = [
     "iqr_s",
     "per_step_s",
     "flops",
+    "weight_bytes",
+    "gflops",
+    "pct_peak",
     "max_abs_err",
     "err_timesteps",
     "tolerance_ok",
@@ -59,9 +62,18 @@ COLUMNS = [
     "blas_threads",
     "thread_pools",
     "torch_threads",
+    "numba_threads",
     "git_commit",
     "git_dirty",
+    # this machine's limits, measured at the start of the run (bench.roofline)
+    "peak_sgemm_gflops",
+    "peak_dgemm_gflops",
+    "mem_bandwidth_gbs",
 ]
+
+#: Columns each schema version added; files of older versions are read with them empty.
+ADDED = {2: ["weight_bytes", "gflops", "pct_peak", "numba_threads", "peak_sgemm_gflops", "peak_dgemm_gflops",
+             "mem_bandwidth_gbs"]}
 
 STATUSES = ("ok", "over_budget", "unavailable", "mismatch", "error")
 
@@ -113,18 +125,35 @@ class ResultFile:
 def read_results(path: str | os.PathLike) -> list[dict]:
     """Rows of a result CSV as dicts of strings.
 
+    Files of an older schema version are read with the columns added since
+    (:data:`ADDED`) empty.
+
     Raises:
         FileNotFoundError: no such file.
-        ValueError: not a result file of this schema version (missing columns,
-            or another ``schema_version``).
+        ValueError: not a result file (missing columns), or a schema version
+            this code does not know.
     """
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
-        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ValueError(f"{path}: not an rnn-cell-bench result file; missing columns {missing}")
+        fields = reader.fieldnames or []
         rows = list(reader)
-    versions = {r["schema_version"] for r in rows}
-    if versions - {str(SCHEMA_VERSION)}:
-        raise ValueError(f"{path}: schema_version {sorted(versions)}, this code reads {SCHEMA_VERSION}")
+    if "schema_version" not in fields:
+        missing = [c for c in COLUMNS if c not in fields]
+        raise ValueError(f"{path}: not an rnn-cell-bench result file; missing columns {missing}")
+    versions = {r.get("schema_version") for r in rows}
+    if len(versions) > 1:
+        raise ValueError(f"{path}: mixed schema versions {sorted(map(str, versions))}")
+    try:
+        version = int(versions.pop()) if versions else SCHEMA_VERSION
+    except (TypeError, ValueError):
+        raise ValueError(f"{path}: not an rnn-cell-bench result file; no numeric schema_version") from None
+    if not 1 <= version <= SCHEMA_VERSION:
+        raise ValueError(f"{path}: schema_version {version}, this code reads 1 to {SCHEMA_VERSION}")
+    later = {c for v, cols in ADDED.items() if v > version for c in cols}
+    missing = [c for c in COLUMNS if c not in fields and c not in later]
+    if missing or not fields:
+        raise ValueError(f"{path}: not an rnn-cell-bench result file; missing columns {missing or COLUMNS[:3]}")
+    for r in rows:
+        for c in later:
+            r.setdefault(c, "")
     return rows

@@ -28,19 +28,33 @@ BACKENDS = {
 _instances: dict[str, Backend] = {}
 
 
+#: Backends whose implementation choice can be forced as ``"name:variant"``.
+VARIANTS = {"numba": ("blas", "fused", "parallel")}
+
+
+def is_backend_name(name) -> bool:
+    """A registered name, or ``"numba:<strategy>"`` for a forced strategy."""
+    if not isinstance(name, str):
+        return False
+    base, sep, variant = name.partition(":")
+    return base in BACKENDS and (not sep or variant in VARIANTS.get(base, ()))
+
+
 def get_backend(name: str) -> Backend:
-    """The backend registered as ``name``.
+    """The backend registered as ``name``; ``"numba:fused"`` (etc.) forces a strategy.
 
     Raises:
         ValueError: unknown name (the message lists the known ones).
         ImportError: the backend's module could not be imported; use
             :func:`available_backends` to ask without raising.
     """
-    if not isinstance(name, str) or name not in BACKENDS:
-        raise ValueError(f"backend: unknown name {name!r}; known: {list(BACKENDS)}")
+    if not is_backend_name(name):
+        forced = [f"{b}:{v}" for b, vs in VARIANTS.items() for v in vs]
+        raise ValueError(f"backend: unknown name {name!r}; known: {list(BACKENDS)} (and {forced})")
     if name not in _instances:
-        module, factory, args = BACKENDS[name]
-        _instances[name] = getattr(importlib.import_module(module), factory)(*args)
+        base, _, variant = name.partition(":")
+        module, factory, args = BACKENDS[base]
+        _instances[name] = getattr(importlib.import_module(module), factory)(*args, *((variant,) if variant else ()))
     return _instances[name]
 
 

@@ -3,15 +3,17 @@
 import numpy as np
 import pytest
 
-from kernels import BACKENDS, available_backends, get_backend
+from kernels import BACKENDS, VARIANTS, available_backends, get_backend
 
 AVAILABILITY = available_backends()
+#: Every backend, and every forced strategy of those that have several: each path is tested explicitly.
+ALL_PATHS = list(BACKENDS) + [f"{b}:{v}" for b, vs in VARIANTS.items() for v in vs]
 
 
-@pytest.fixture(params=list(BACKENDS))
+@pytest.fixture(params=ALL_PATHS)
 def backend(request):
-    """Each registered backend; skipped, with its reason, where it cannot run."""
-    reason = AVAILABILITY[request.param]
+    """Each registered backend and forced strategy; skipped, with its reason, where it cannot run."""
+    reason = AVAILABILITY[request.param.partition(":")[0]]
     if reason is not None:
         pytest.skip(f"{request.param}: {reason}")
     return get_backend(request.param)

@@ -90,6 +90,8 @@ def test_read_results_rejects_foreign_files(tmp_path):
     ResultFile(other).add({"case_id": "x", "schema_version": 0})
     with pytest.raises(ValueError, match="schema_version"):
         read_results(other)
+    old = read_results(REPO / "results" / "quick-aa-1.csv")  # schema 1: read, with the later columns empty
+    assert old[0]["schema_version"] == "1" and old[0]["gflops"] == "" and old[0]["median_s"]
 
 
 class FakeBenchmark:

@@ -1,0 +1,53 @@
+"""This machine's limits, measured at the start of a run, and each result placed against them.
+
+* peak GEMM rate: the best of 3 square matrix products of n = 2048 through
+  NumPy's BLAS (the library every CPU backend here reaches for products),
+  ``2 n^3 / seconds``, in float32 (SGEMM) and float64 (DGEMM);
+* memory bandwidth: the best of 3 copies of a 256 MiB array, bytes read plus
+  written per second.
+
+A result's ``gflops`` is ``CellSpec.flops(T, B) / median_s``; ``pct_peak`` is
+that against the peak GEMM rate of its dtype.  The recurrence can approach
+the peak only where the per-step product is large (B*H*H big); small problems
+are bound by per-step dispatch, and a matrix-vector product (B = 1) by
+memory bandwidth over the ``weight_bytes`` it streams each step.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+
+def _best(call, repeats: int = 3) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def measure_peaks(n: int = 2048, copy_mib: int = 256) -> dict:
+    """``{"peak_sgemm_gflops", "peak_dgemm_gflops", "mem_bandwidth_gbs"}`` of this machine, now (about 3 s)."""
+    peaks = {}
+    for dtype, key in ((np.float32, "peak_sgemm_gflops"), (np.float64, "peak_dgemm_gflops")):
+        a = np.random.default_rng(0).standard_normal((n, n)).astype(dtype)
+        out = np.empty_like(a)
+        a @ a  # warm-up: threads started, pages touched
+        peaks[key] = 2 * n**3 / _best(lambda: np.matmul(a, a, out=out)) / 1e9
+    src = np.ones(copy_mib * 2**20 // 8)
+    dst = np.empty_like(src)
+    np.copyto(dst, src)
+    peaks["mem_bandwidth_gbs"] = 2 * src.nbytes / _best(lambda: np.copyto(dst, src)) / 1e9
+    return peaks
+
+
+def place(row: dict, peaks: dict) -> dict:
+    """``gflops`` and ``pct_peak`` of a timed row (empty for untimed ones)."""
+    if row.get("status") != "ok" or not row.get("median_s"):
+        return {"gflops": "", "pct_peak": ""}
+    gflops = float(row["flops"]) / float(row["median_s"]) / 1e9
+    peak = peaks.get("peak_sgemm_gflops" if row["dtype"] == "float32" else "peak_dgemm_gflops")
+    return {"gflops": gflops, "pct_peak": 100 * gflops / peak if peak else ""}

@@ -1,0 +1,59 @@
+"""The numba backend's strategies: the selection rule, forcing, determinism.
+
+(Every strategy also runs the whole equivalence matrix: tests/conftest.py's
+``backend`` fixture includes ``numba:blas``, ``numba:fused`` and ``numba:parallel``.)
+"""
+
+import numpy as np
+import pytest
+
+from kernels import CellSpec, get_backend, init_weights
+from kernels.numba_backend import STRATEGIES, choose_strategy
+
+from .conftest import make_inputs
+
+
+@pytest.mark.parametrize(
+    "hidden, batch, expected",
+    [(8, 1, "fused"), (64, 4, "fused"), (8, 64, "parallel"), (64, 8, "parallel"), (256, 1, "blas"), (1024, 64, "blas")],
+)
+def test_selection_rule(hidden, batch, expected):
+    assert choose_strategy(CellSpec("lstm", hidden, hidden), batch) == expected
+
+
+def test_forcing_a_strategy_by_name():
+    for s in STRATEGIES:
+        backend = get_backend(f"numba:{s}")
+        assert backend.strategy == s and backend.name == f"numba:{s}"
+    assert get_backend("numba").strategy == "auto"
+    with pytest.raises(ValueError, match=r"backend: unknown name 'numba:turbo'.*numba:fused"):
+        get_backend("numba:turbo")
+    with pytest.raises(ValueError, match="backend: unknown name 'numpy:fused'"):
+        get_backend("numpy:fused")
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("mode", ["lstm", "gru"])
+def test_bitwise_deterministic(strategy, mode):
+    """Run to run, every strategy gives identical bits (no shared accumulators in prange)."""
+    spec = CellSpec(mode, 12, 24, num_layers=2, bidirectional=True)
+    weights = init_weights(spec)
+    x, hx = make_inputs(spec, 30, 16, True)
+    backend = get_backend(f"numba:{strategy}")
+    first = backend.forward(spec, weights, x, hx)
+    for _ in range(3):
+        again = backend.forward(spec, weights, x, hx)
+        np.testing.assert_array_equal(again[0], first[0])
+
+
+def test_float32_tanh_approximation_accuracy():
+    """The float32 activation stays within 4e-7 of float64 tanh over [-10, 10] and passes NaN and +-inf."""
+    spec = CellSpec("rnn_tanh", 1, 1, bias=False)
+    weights = {"weight_ih_l0": np.ones((1, 1), np.float32), "weight_hh_l0": np.zeros((1, 1), np.float32)}
+    # NaN last: once in h it stays there (0 * NaN)
+    v = np.concatenate([np.linspace(-10, 10, 20001), [np.inf, -np.inf, np.nan]]).astype(np.float32)
+    out, _ = get_backend("numba:fused").forward(spec, weights, v.reshape(-1, 1, 1))
+    want = np.tanh(v.astype(np.float64))
+    assert np.nanmax(np.abs(out.ravel() - want)) < 4e-7
+    assert out.ravel()[-3] == pytest.approx(1, abs=4e-7) and out.ravel()[-2] == pytest.approx(-1, abs=4e-7)
+    assert np.isnan(out.ravel()[-1])

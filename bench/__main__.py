@@ -51,7 +51,7 @@ def cmd_check(args) -> int:
         reference = None
         for name in backends:
             row = {"case_id": case.id, "backend": name, "status": "ok"}
-            if available[name] is not None:
+            if available[name.partition(":")[0]] is not None:
                 row["status"] = "unavailable"
             else:
                 backend = get_backend(name)
@@ -157,7 +157,7 @@ def cmd_grids(args) -> int:
 
 
 def main(argv=None) -> int:
-    from kernels import BACKENDS
+    from kernels import BACKENDS, is_backend_name
 
     parser = argparse.ArgumentParser(prog="python -m bench", description="rnn-cell-bench: time and check recurrent-cell backends")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -165,7 +165,8 @@ def main(argv=None) -> int:
 
     def grid_arg(p, default):
         p.add_argument("--grid", default=default, choices=list(GRIDS), help=f"named grid (default: {default or 'quick'})")
-        p.add_argument("--backends", help=f"comma-separated subset of {','.join(BACKENDS)} (default: all)")
+        p.add_argument("--backends", help=f"comma-separated subset of {','.join(BACKENDS)} (default: all); "
+                                          "numba:blas, numba:fused, numba:parallel force a strategy")
 
     run = sub.add_parser("run", help="time a grid, print a table, write CSV + raw-sample JSON")
     grid_arg(run, None)
@@ -221,7 +222,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "backends", None):
         names = list(dict.fromkeys(b.strip() for b in args.backends.split(",") if b.strip()))
-        unknown = [b for b in names if b not in BACKENDS]
+        unknown = [b for b in names if not is_backend_name(b)]
         if unknown or not names:
             parser.error(f"--backends: unknown {unknown or args.backends!r}; known: {', '.join(BACKENDS)}")
         args.backends = names if args.command == "check" else ",".join(names)

@@ -87,6 +87,11 @@ def seed() -> list[Case]:
     ]
 
 
+def strategies() -> list[Case]:
+    """The numba strategies' proving ground: T = 20, H in {8, 64, 256, 1024} x B in {1, 8, 64}, tanh, LSTM, GRU."""
+    return _product(("rnn_tanh", "lstm", "gru"), (20,), (8, 64, 256, 1024), (1, 8, 64))
+
+
 DEEPBENCH_CELLS = {"vanilla": "rnn_relu", "lstm": "lstm", "gru": "gru"}
 
 
@@ -104,9 +109,10 @@ def deepbench() -> list[Case]:
 
 #: Seconds of timed rounds to aim for per benchmark when --max-time is not given
 #: (TimingPolicy.max_time elsewhere): small grids stay quick.
-MAX_TIME = {"smoke": 0.05, "quick": 0.25}
+MAX_TIME = {"smoke": 0.05, "quick": 0.25, "strategies": 0.25}
 
-GRIDS = {"quick": quick, "default": default, "seed": seed, "deepbench": deepbench, "smoke": smoke}
+GRIDS = {"quick": quick, "default": default, "seed": seed, "deepbench": deepbench, "strategies": strategies,
+         "smoke": smoke}
 
 
 def get_grid(name: str) -> list[Case]:

@@ -45,6 +45,8 @@ def plot_file(path: str | Path) -> list[Path]:
       the largest T in the file;
     - ``<stem>.time_vs_timesteps.png``: seconds per call against T, same layout, at
       the largest H;
+    - ``<stem>.pct_peak_vs_hidden.png``: achieved FLOP/s as % of the GEMM peak
+      measured in the same run, against H (files of schema 2 and later);
     - ``<stem>.speedup_over_numpy.png``: each backend's speedup over ``numpy``
       (numpy time / backend time) as a heatmap over (T, H), one panel per mode
       (columns) and (backend, batch size) (rows).
@@ -88,6 +90,9 @@ def plot_file(path: str | Path) -> list[Path]:
           f"{path.name}: seconds per timestep vs hidden size (T={t_max})", "per_step_vs_hidden")
     lines("timesteps", "median_s", "hidden_size", h_max, "timesteps T", "median seconds per call",
           f"{path.name}: time vs timesteps (H={h_max})", "time_vs_timesteps")
+    if all(_number(r.get("pct_peak")) is not None for r in rows):
+        lines("hidden_size", "pct_peak", "timesteps", t_max, "hidden size H", "% of this machine's GEMM peak",
+              f"{path.name}: achieved FLOP/s as % of the measured GEMM peak (T={t_max})", "pct_peak_vs_hidden")
 
     others = [(b, batch) for b in backends if b != "numpy" for batch in batches]
     if "numpy" in backends and others:

@@ -45,13 +45,13 @@ def pytest_addoption(parser):
 
 def _backend_names(config, existing: list[dict]) -> list[str]:
     """--backends, else the backends of the file being resumed, else all registered."""
-    from kernels import BACKENDS
+    from kernels import BACKENDS, is_backend_name
 
     raw = config.getoption("backends")
     if raw is None:
         return list(dict.fromkeys(r["backend"] for r in existing)) or list(BACKENDS)
     names = list(dict.fromkeys(n.strip() for n in raw.split(",") if n.strip()))
-    unknown = [n for n in names if n not in BACKENDS]
+    unknown = [n for n in names if not is_backend_name(n)]
     if unknown or not names:
         raise pytest.UsageError(f"--backends: unknown {unknown or raw!r}; known: {', '.join(BACKENDS)}")
     return names

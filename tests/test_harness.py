@@ -287,7 +287,7 @@ def test_save_history_and_plots(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     pngs = proc.stdout.split()
-    assert [Path(p).name.split(".")[1] for p in pngs] == ["per_step_vs_hidden", "time_vs_timesteps"]
+    assert [Path(p).name.split(".")[1] for p in pngs] == ["per_step_vs_hidden", "time_vs_timesteps", "pct_peak_vs_hidden"]
     assert all(Path(p).stat().st_size > 10_000 for p in pngs)
 
 

@@ -88,10 +88,13 @@ def cmd_show(args) -> int:
     if not rows:
         print(f"no rows match {' '.join(args.where)} (values are compared as written in the file, e.g. bias=True)")
         return 1
+    seconds = args.column.endswith("_s")
+    scale, unit = (1e6, f"{args.column.removesuffix('_s')} in microseconds") if seconds else (1.0, args.column)
+    lower_is_better = args.column not in ("gflops", "pct_peak")
     if args.format == "markdown":
-        print(markdown(rows, args.column), end="")
+        print(markdown(rows, args.column, scale, lower_is_better), end="")
     else:
-        render(rows, args.column, title=f"{args.column.removesuffix('_s')} in microseconds (* best)")
+        render(rows, args.column, scale, title=f"{unit} (* best)", lower_is_better=lower_is_better)
     return 0
 
 
@@ -188,7 +191,8 @@ def main(argv=None) -> int:
     show = sub.add_parser("show", help="print a result CSV with backends side by side")
     show.add_argument("file", help="result CSV")
     show.add_argument("--where", action="append", default=[], metavar="COLUMN=VALUE", help="keep matching rows (repeatable)")
-    show.add_argument("--column", default="per_step_s", help="column to show, in microseconds (default: per_step_s)")
+    show.add_argument("--column", default="per_step_s",
+                      help="column to show (default: per_step_s); *_s columns in microseconds, others as stored")
     show.add_argument("--format", choices=["table", "markdown"], default="table")
     show.set_defaults(func=cmd_show)
 

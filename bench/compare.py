@@ -229,14 +229,17 @@ def compare(base_path, new_path, thresholds: dict | None = None, alpha: float = 
         alpha: significance level of the one-sided Mann-Whitney U test.
 
     Raises:
-        Unusable: a file cannot be read, the schema versions differ, or the
-            files have no benchmark in common.
+        Unusable: a file cannot be read, the schema versions differ, the
+            files have no benchmark in common, or none of the common ones is
+            comparable (e.g. no raw samples): a CI gate must not pass on nothing.
     """
     thresholds = thresholds or {"default": 1.10}
     base, new = load(base_path), load(new_path)
     versions = {s.schema_version for s in (base, new)} - {None}
-    if versions - {SCHEMA_VERSION} or len(versions) > 1:
-        raise Unusable(f"schema versions differ: BASE {base.schema_version}, NEW {new.schema_version}; this code reads {SCHEMA_VERSION}")
+    if len(versions) > 1:
+        raise Unusable(f"schema versions differ: BASE {base.schema_version}, NEW {new.schema_version}")
+    if any(v > SCHEMA_VERSION for v in versions):
+        raise Unusable(f"schema version {versions.pop()} is newer than this code's {SCHEMA_VERSION}")
     common = [k for k in new.entries if k in base.entries]
     if not common:
         raise Unusable(f"no benchmarks in common between {base.path} and {new.path}")
@@ -244,6 +247,11 @@ def compare(base_path, new_path, thresholds: dict | None = None, alpha: float = 
     for k in common:
         t = thresholds.get(k[0], thresholds.get(k[1], thresholds["default"])) if k[0] != "name" else thresholds["default"]
         pairs.append(judge(base.entries[k], new.entries[k], t, alpha))
+    if all(p.verdict == "not comparable" for p in pairs):
+        from collections import Counter
+
+        why, n = Counter(p.why for p in pairs).most_common(1)[0]
+        raise Unusable(f"none of the {len(pairs)} common benchmarks is comparable ({n} of them: {why})")
     pairs.sort(key=lambda p: (p.verdict == "not comparable", -(p.ratio or 0)))
     warnings = [
         f"{field} differs: BASE {base.metadata.get(field)!r}, NEW {new.metadata.get(field)!r}"

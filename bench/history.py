@@ -30,7 +30,10 @@ def save_path(results_dir: Path, metadata: dict) -> Path:
 
 
 def machines(results_dir: Path) -> list[str]:
-    return sorted(p.name for p in Path(results_dir).iterdir() if p.is_dir() and any(p.glob("*.csv"))) if Path(results_dir).is_dir() else []
+    """Machine ids with saved runs (``results/local``, the unsaved runs, is none)."""
+    if not Path(results_dir).is_dir():
+        return []
+    return sorted(p.name for p in Path(results_dir).iterdir() if p.is_dir() and p.name != "local" and any(p.glob("*.csv")))
 
 
 def saved_runs(results_dir: Path, machine: str) -> list[Path]:

@@ -76,8 +76,9 @@ def plot_file(path: str | Path) -> list[Path]:
                                  if r["mode"] == m and int(r["batch"]) == b and r["backend"] == backend and int(r[fixed_col]) == fixed)
                     if pts:
                         ax.plot(*zip(*pts), marker="o", label=backend)
-                ax.set_xscale("log")
-                ax.set_yscale("log")
+                if len({x for line in ax.lines for x in line.get_xdata()}) > 1:  # a log axis needs a range
+                    ax.set_xscale("log")
+                    ax.set_yscale("log")
                 ax.set_title(f"{m}, B={b}")
                 ax.set_xlabel(xlabel)
                 ax.set_ylabel(ylabel)

@@ -224,7 +224,8 @@ def pytest_terminal_summary(terminalreporter):
     terminalreporter.write_sep("=", "rnn-cell-bench")
     terminalreporter.write(buf.getvalue())
     terminalreporter.write_line(f"results: {run.file.path} ({len(run.file.rows)} rows)")
-    terminalreporter.write_line(f"raw samples: {run.sidecar}")
+    if run.sidecar.is_file():
+        terminalreporter.write_line(f"raw samples: {run.sidecar}")
 
 
 def format_seconds(seconds: float) -> str:

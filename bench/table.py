@@ -19,7 +19,11 @@ def pivot(rows: list[dict], column: str, scale: float, lower_is_better: bool = T
     cases: dict[str, dict] = {}
     for r in rows:
         value = _number(r.get(column))
-        cases.setdefault(r["case_id"], {})[r["backend"]] = value if r.get("status") == "ok" else str(r.get("status"))
+        if value is None and r.get(column) not in (None, ""):  # a text column: shown as stored
+            value = str(r[column])
+        elif r.get("status") != "ok":
+            value = str(r.get("status"))
+        cases.setdefault(r["case_id"], {})[r["backend"]] = value
     lines = []
     for case_id, cells in cases.items():
         timed = {b: v for b, v in cells.items() if isinstance(v, float)}

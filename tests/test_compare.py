@@ -48,8 +48,8 @@ def test_one_outlier_round_is_not_a_regression():
 
 def test_too_few_rounds_and_untimed_rows_are_not_comparable():
     c = compare(FIX / "few_base.csv", FIX / "few_new.csv")
-    why = sorted(p.why for p in c.pairs)
-    assert verdicts(c) == ["not comparable"] * 3
+    why = sorted(p.why for p in c.pairs if p.verdict == "not comparable")
+    assert verdicts(c) == ["unchanged"] + ["not comparable"] * 3
     assert why[0] == "status over_budget in NEW"
     assert all(w.startswith("too few rounds (3 vs 3)") for w in why[1:])
     assert any("cpu_model differs" in w for w in c.warnings)
@@ -137,3 +137,28 @@ def test_history_finds_the_step():
 def test_history_without_steps_reports_none():
     runs = sorted((FIX / "history" / "fixture-machine").glob("*.csv"))[:3]
     assert all(t.steps == [] for t in trends(runs))
+
+
+def test_real_aa_files_of_schema_1_still_compare():
+    """The committed A/A (schema 1) reproduces the README's figures with today's code."""
+    c = compare(FIX / "../../results/quick-aa-1.csv", FIX / "../../results/quick-aa-2.csv")
+    assert (verdicts(c).count("regression"), verdicts(c).count("improvement")) == (28, 31)
+    assert c.geomean() == pytest.approx(0.9656, abs=1e-4)
+
+
+def test_nothing_comparable_is_unusable(tmp_path, capsys):
+    """Without raw samples no pair can be judged: exit 2, so a CI gate cannot pass on nothing."""
+    import shutil
+
+    shutil.copy(FIX / "aa_new.csv", tmp_path / "nosamples.csv")  # no .json beside it
+    assert main(["compare", str(FIX / "aa_base.csv"), str(tmp_path / "nosamples.csv")]) == 2
+    assert "none of the 200 common benchmarks is comparable (200 of them: no raw samples in NEW)" in capsys.readouterr().err
+
+
+def test_show_scales_only_seconds(capsys):
+    root = FIX / "../../results/default.csv"
+    assert main(["show", str(root), "--where", "case_id=lstm-T1000-B64-H256-float32", "--column", "pct_peak", "--format", "markdown"]) == 0
+    line = capsys.readouterr().out.splitlines()[-1]
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    assert cells[0] == "lstm-T1000-B64-H256-float32" and cells[3].endswith("*")  # torch_cpu: highest % of peak
+    assert 1 < float(cells[3].rstrip("*")) <= 100

@@ -12,6 +12,12 @@ from .measure import TimingPolicy
 HERE = Path(__file__).resolve().parent
 
 
+def fail(message) -> int:
+    """Report unusable input on one line of stderr; the exit status for it, 2."""
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
 def cmd_run(args) -> int:
     """Time a grid through pytest-benchmark (the plugin in bench/plugin.py does the work)."""
     import pytest
@@ -74,16 +80,13 @@ def cmd_show(args) -> int:
     try:
         rows = read_results(args.file)
     except (OSError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return fail(exc)
     if rows and args.column not in rows[0]:
-        print(f"error: --column: {args.column!r} is not a result column", file=sys.stderr)
-        return 2
+        return fail(f"--column: {args.column!r} is not a result column")
     for condition in args.where:
         key, sep, value = condition.partition("=")
         if not sep or (rows and key not in rows[0]):
-            print(f"error: --where: expected COLUMN=VALUE with a result column, got {condition!r}", file=sys.stderr)
-            return 2
+            return fail(f"--where: expected COLUMN=VALUE with a result column, got {condition!r}")
         rows = [r for r in rows if r[key] == value]
     if not rows:
         print(f"no rows match {' '.join(args.where)} (values are compared as written in the file, e.g. bias=True)")
@@ -105,8 +108,7 @@ def cmd_compare(args) -> int:
     try:
         result = compare(args.base, args.new, parse_thresholds(args.threshold), args.alpha)
     except (Unusable, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return fail(exc)
     print(format_comparison(result, args.format), end="")
     return 1 if result.regressions else 0
 
@@ -122,14 +124,12 @@ def cmd_history(args) -> int:
     machine = args.machine or (known[0] if len(known) == 1 else machine_id())
     runs = saved_runs(results, machine)
     if not runs:
-        print(f"error: no saved runs for machine {machine!r} under {results}/ (saved: {known or 'none'}; "
-              "save one with `python -m bench run --save`)", file=sys.stderr)
-        return 2
+        return fail(f"no saved runs for machine {machine!r} under {results}/ (saved: {known or 'none'}; "
+                    "save one with `python -m bench run --save`)")
     try:
         ts = trends(runs, parse_thresholds(args.threshold)["default"], args.alpha)
     except (Unusable, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return fail(exc)
     print(format_trends(ts, machine, len(runs)), end="")
     if args.plot:
         from .plots import plot_history
@@ -144,8 +144,7 @@ def cmd_plot(args) -> int:
     try:
         paths = plot_file(args.file)
     except (OSError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return fail(exc)
     for p in paths:
         print(p)
     return 0

@@ -90,20 +90,13 @@ def thread_pools() -> str:
     return "; ".join(parts)
 
 
-def numba_threads() -> int:
-    """``numba.get_num_threads()`` when numba is already imported, else 0."""
+def library_threads(module: str) -> int:
+    """``<module>.get_num_threads()`` for ``"numba"`` or ``"torch"`` when it is already
+    imported, else 0 (nothing is imported for this)."""
     import sys
 
-    numba = sys.modules.get("numba")
-    return int(numba.get_num_threads()) if numba is not None else 0
-
-
-def torch_threads() -> int:
-    """``torch.get_num_threads()`` when torch is already imported, else 0 (torch is not imported for this)."""
-    import sys
-
-    torch = sys.modules.get("torch")
-    return int(torch.get_num_threads()) if torch is not None else 0
+    lib = sys.modules.get(module)
+    return int(lib.get_num_threads()) if lib is not None else 0
 
 
 def collect(run_id: str | None = None) -> dict:
@@ -135,8 +128,8 @@ def collect(run_id: str | None = None) -> dict:
         "blas": blas,
         "blas_threads": blas_threads,
         "thread_pools": thread_pools(),
-        "torch_threads": torch_threads(),
-        "numba_threads": numba_threads(),
+        "torch_threads": library_threads("torch"),
+        "numba_threads": library_threads("numba"),
         "git_commit": commit,
         "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no")) if commit else "",
     }

@@ -58,7 +58,7 @@ def act_tanh(v):
     return math.tanh(v)
 
 
-@overload(act_tanh, jit_options={"cache": True})
+@overload(act_tanh, jit_options={"cache": True, "error_model": "numpy"})
 def _act_tanh(v):
     if isinstance(v, types.Float) and v.bitwidth == 32:
         a = tuple(np.float32(c) for c in _A)
@@ -66,54 +66,97 @@ def _act_tanh(v):
         clamp = np.float32(_CLAMP)
         one = np.float32(1.0)
 
-        def impl(v):  # Eigen's rational approximation, in float32 constants; NaN fails both tests
-            # saturate exactly, as tanh does in float32 beyond the clamp (|error| < 3e-7 there), so
-            # that sigmoid(-inf) is 0 and r * inf gives NaN where torch gives NaN
-            if v > clamp:
-                return one
-            if v < -clamp:
-                return -one
+        def impl(v):  # Eigen's rational approximation, in float32 constants
             v2 = v * v
             p = ((((((a[6] * v2 + a[5]) * v2 + a[4]) * v2 + a[3]) * v2 + a[2]) * v2 + a[1]) * v2 + a[0])
             q = (((b[3] * v2 + b[2]) * v2 + b[1]) * v2 + b[0])
-            return v * p / q
+            r = v * p / q
+            # saturate exactly, as tanh does in float32 beyond the clamp (|error| < 3e-7 there), so that
+            # sigmoid(-inf) is 0 and r * inf gives NaN where torch does; NaN fails both tests and stays.
+            # Selects, not branches: the loop around stays vectorizable.
+            r = one if v > clamp else r
+            return -one if v < -clamp else r
 
         return impl
     return lambda v: math.tanh(v)
 
 
-@numba.njit(cache=True, inline="always")
+#: Options of every kernel function.  ``error_model="numpy"``: a float division by zero gives inf or
+#: NaN as in NumPy instead of a Python exception; the check for that exception is a branch in every
+#: loop with a division, which kept the float32 tanh from vectorizing (measured 5x slower per element).
+JIT = {"cache": True, "fastmath": FASTMATH, "error_model": "numpy"}
+
+
+@numba.njit(inline="always", **JIT)
 def _sigmoid(v):
     half = type(v)(0.5)
     return half + half * act_tanh(half * v)
 
 
-@numba.njit(cache=True, inline="always", fastmath=FASTMATH)
-def _gates(mode, xp, hh, h, c, b):
-    """Row ``b``'s update in place.  ``xp`` = x W_ih^T + b_ih (+ b_hh except for
-    GRU), ``hh`` = h W_hh^T (+ b_hh for GRU), both (G*H,); ``h``, ``c`` (B, H)."""
+@numba.njit(inline="always", **JIT)
+def _update(mode, ax, ax3, ah3, r, h, c, b):
+    """Row ``r`` of a block, batch row ``b``: its state update in place, as in the PyTorch docs'
+    equations for nn.RNN, nn.LSTM and nn.GRU.  ``ax`` (R, G*H) and ``ax3`` (R, G, H), two views of
+    one buffer: the gate pre-activations, both products and both biases, except for GRU, where
+    they hold x W_ih^T + b_ih and ``ah3`` (R, G, H) holds h W_hh^T + b_hh (b_hn stays inside
+    r * (...)).  ``ax`` is overwritten; ``h``, ``c`` (B, H).
+
+    Written for LLVM's vectorizer, each choice measured: a gate is indexed as ``ax3[r, gate, j]``,
+    not ``ax[r, 2 * H + j]`` (numba's negative-index check then stays in the loop: 9x slower per
+    element) and not through a view per gate (views made in one branch of ``mode`` cost reference
+    counting on every step: 3x slower for a small LSTM)."""
     hidden = h.shape[1]
     if mode == 0:
         for j in range(hidden):
-            h[b, j] = act_tanh(xp[j] + hh[j])
+            h[b, j] = act_tanh(ax[r, j])
     elif mode == 1:
         for j in range(hidden):
-            v = xp[j] + hh[j]
-            h[b, j] = 0.0 if v < 0.0 else v  # NaN stays NaN, as torch.relu
-    elif mode == 2:
+            v = ax[r, j]
+            h[b, j] = type(v)(0.0) if v < 0.0 else v  # NaN stays NaN, as torch.relu
+    elif mode == 2:  # gates in PyTorch's order i, f, g, o
+        # all four activations in one loop over the 4H columns: sigmoid(v) = 0.5 * tanh(0.5 * v) + 0.5
+        # and tanh(v) = 1 * tanh(1 * v) + 0 (exactly), chosen by column; one loop of 4H instead of four
+        # of H keeps small H on the vector path (a loop of 8 runs scalar)
+        for j in range(4 * hidden):
+            v = ax[r, j]
+            s = type(v)(1.0) if (j >= 2 * hidden) and (j < 3 * hidden) else type(v)(0.5)
+            ax[r, j] = s * act_tanh(s * v) + (type(v)(1.0) - s)
         for j in range(hidden):
-            i = _sigmoid(xp[j] + hh[j])
-            f = _sigmoid(xp[hidden + j] + hh[hidden + j])
-            g = act_tanh(xp[2 * hidden + j] + hh[2 * hidden + j])
-            o = _sigmoid(xp[3 * hidden + j] + hh[3 * hidden + j])
-            c[b, j] = f * c[b, j] + i * g
-            h[b, j] = o * act_tanh(c[b, j])
-    else:
+            cj = ax3[r, 1, j] * c[b, j] + ax3[r, 0, j] * ax3[r, 2, j]
+            c[b, j] = cj
+            h[b, j] = ax3[r, 3, j] * act_tanh(cj)
+    else:  # r, z, n
         for j in range(hidden):
-            r = _sigmoid(xp[j] + hh[j])
-            z = _sigmoid(xp[hidden + j] + hh[hidden + j])
-            n = act_tanh(xp[2 * hidden + j] + r * hh[2 * hidden + j])
-            h[b, j] = (1 - z) * n + z * h[b, j]
+            ax3[r, 0, j] = _sigmoid(ax3[r, 0, j] + ah3[r, 0, j])
+        for j in range(hidden):
+            ax3[r, 1, j] = _sigmoid(ax3[r, 1, j] + ah3[r, 1, j])
+        for j in range(hidden):
+            n = act_tanh(ax3[r, 2, j] + ax3[r, 0, j] * ah3[r, 2, j])
+            h[b, j] = n + ax3[r, 1, j] * (h[b, j] - n)  # (1 - z) * n + z * h, as ATen's GRU cell writes it
+
+
+@numba.njit(inline="always", **JIT)
+def _accumulate(acc, v, w, rows):
+    """``acc[:rows] += v[:rows] @ w`` for ``acc`` (R, N), ``v`` (R, K), ``w`` (K, N) C-contiguous.
+
+    k runs in chunks of 4, in the order of the plain sum: each row of ``acc`` is loaded and stored
+    once per 4 multiply-adds (the plain loop stores after every one and was store-bound), and the
+    4 rows of ``w`` stay in L1 while every row of the block uses them.  The inner loop runs over
+    N with no reduction, so it vectorizes without reassociation."""
+    depth, width = w.shape
+    k = 0
+    while k + 4 <= depth:
+        for r in range(rows):
+            v0, v1, v2, v3 = v[r, k], v[r, k + 1], v[r, k + 2], v[r, k + 3]
+            for j in range(width):
+                acc[r, j] = acc[r, j] + v0 * w[k, j] + v1 * w[k + 1, j] + v2 * w[k + 2, j] + v3 * w[k + 3, j]
+        k += 4
+    while k < depth:
+        for r in range(rows):
+            vk = v[r, k]
+            for j in range(width):
+                acc[r, j] += vk * w[k, j]
+        k += 1
 
 
 @numba.njit(cache=True)
@@ -125,64 +168,89 @@ def _project(x, w_ih_t, bias):
     return xp.reshape(steps, batch, w_ih_t.shape[1])
 
 
-@numba.njit(cache=True, fastmath=FASTMATH)
+@numba.njit(**JIT)
 def _layer_blas(mode, x, h0, c0, w_ih_t, w_hh_t, bx, bh, reverse):
     steps = x.shape[0]
     xp = _project(x, w_ih_t, bx)
     h, c = h0.copy(), c0.copy()
-    hh = np.empty((h.shape[0], w_hh_t.shape[1]), h.dtype)
-    out = np.empty((steps, h.shape[0], h.shape[1]), h.dtype)
+    batch, hidden = h.shape
+    gates = w_hh_t.shape[1] // hidden
+    hh = np.empty((batch, w_hh_t.shape[1]), h.dtype)
+    hh3 = hh.reshape(batch, gates, hidden)
+    xp4 = xp.reshape(steps, batch, gates, hidden)
+    out = np.empty((steps, batch, hidden), h.dtype)
     for s in range(steps):
         t = steps - 1 - s if reverse else s
         np.dot(h, w_hh_t, hh)
-        for b in range(h.shape[0]):
-            hh[b] += bh
-            _gates(mode, xp[t, b], hh[b], h, c, b)
+        if mode == 3:
+            for b in range(batch):
+                for j in range(hh.shape[1]):
+                    hh[b, j] += bh[j]
+                _update(mode, xp[t], xp4[t], hh3, b, h, c, b)
+        else:
+            for b in range(batch):
+                for j in range(hh.shape[1]):
+                    hh[b, j] += xp[t, b, j]
+                _update(mode, hh, hh3, hh3, b, h, c, b)
         out[t] = h
     return out, h, c
 
 
-@numba.njit(cache=True, inline="always", fastmath=FASTMATH)
-def _row(mode, x, b, h, c, w_ih_t, w_hh_t, bx, bh, out, reverse, ax, ah):
-    """Batch row ``b`` through every timestep, both products as loops."""
-    steps, features = x.shape[0], x.shape[2]
+#: Batch rows per block in ``fused`` and ``parallel``: a block's rows share each chunk of W^T
+#: while it is in L1.
+ROW_BLOCK = 4
+
+
+@numba.njit(inline="always", **JIT)
+def _block(mode, x, projected, h, c, w_ih_t, w_hh_t, bx, bh, out, reverse, r0, r1):
+    """Batch rows ``r0:r1`` through every timestep with the products as loops: no BLAS call and no
+    allocation per step.  ``projected``: ``x`` already holds x W_ih^T + b (T, B, G*H); otherwise
+    ``x`` is the input (T, B, I) and its product is taken here, step by step.  Rows never interact:
+    a row's result is the same whatever block it is in."""
+    steps, rows, width = x.shape[0], r1 - r0, bx.shape[0]
     hidden = h.shape[1]
+    ax = np.empty((rows, width), h.dtype)
+    ah = np.empty((rows, width), h.dtype)
+    ax3, ah3 = ax.reshape(rows, width // hidden, hidden), ah.reshape(rows, width // hidden, hidden)
     for s in range(steps):
         t = steps - 1 - s if reverse else s
-        for j in range(ax.shape[0]):  # explicit loops: slice assignment costs more than the work here
-            ax[j] = bx[j]
-            ah[j] = bh[j]
-        for k in range(features):
-            xk = x[t, b, k]
-            for j in range(ax.shape[0]):
-                ax[j] += xk * w_ih_t[k, j]
-        for k in range(hidden):
-            hk = h[b, k]
-            for j in range(ah.shape[0]):
-                ah[j] += hk * w_hh_t[k, j]
-        _gates(mode, ax, ah, h, c, b)
-        for j in range(hidden):
-            out[t, b, j] = h[b, j]
+        for r in range(rows):  # explicit loops: slice assignment costs more than the work here
+            for j in range(width):
+                ax[r, j] = x[t, r0 + r, j] if projected else bx[j]
+            if mode == 3:
+                for j in range(width):
+                    ah[r, j] = bh[j]
+        if not projected:
+            _accumulate(ax, x[t, r0:r1], w_ih_t, rows)
+        _accumulate(ah if mode == 3 else ax, h[r0:r1], w_hh_t, rows)
+        for r in range(rows):
+            b = r0 + r
+            _update(mode, ax, ax3, ah3, r, h, c, b)
+            for j in range(hidden):
+                out[t, b, j] = h[b, j]
 
 
-@numba.njit(cache=True, fastmath=FASTMATH)
+@numba.njit(**JIT)
 def _layer_fused(mode, x, h0, c0, w_ih_t, w_hh_t, bx, bh, reverse):
     h, c = h0.copy(), c0.copy()
-    out = np.empty((x.shape[0], h.shape[0], h.shape[1]), h.dtype)
-    for b in range(h.shape[0]):
-        # fresh buffers per row, as in the parallel loop: LLVM then knows they alias nothing and vectorizes
-        ax, ah = np.empty(bx.shape[0], h.dtype), np.empty(bx.shape[0], h.dtype)
-        _row(mode, x, b, h, c, w_ih_t, w_hh_t, bx, bh, out, reverse, ax, ah)
+    batch = h.shape[0]
+    out = np.empty((x.shape[0], batch, h.shape[1]), h.dtype)
+    xp = _project(x, w_ih_t, bx)  # one BLAS call; the loop below then has half the work
+    for r0 in range(0, batch, ROW_BLOCK):
+        _block(mode, xp, True, h, c, w_ih_t, w_hh_t, bx, bh, out, reverse, r0, min(r0 + ROW_BLOCK, batch))
     return out, h, c
 
 
-@numba.njit(cache=True, parallel=True, fastmath=FASTMATH)
+@numba.njit(parallel=True, **JIT)
 def _layer_parallel(mode, x, h0, c0, w_ih_t, w_hh_t, bx, bh, reverse):
     h, c = h0.copy(), c0.copy()
-    out = np.empty((x.shape[0], h.shape[0], h.shape[1]), h.dtype)
-    for b in numba.prange(h.shape[0]):  # rows are independent: each runs all steps on one thread
-        ax, ah = np.empty(bx.shape[0], h.dtype), np.empty(bx.shape[0], h.dtype)
-        _row(mode, x, b, h, c, w_ih_t, w_hh_t, bx, bh, out, reverse, ax, ah)
+    batch = h.shape[0]
+    out = np.empty((x.shape[0], batch, h.shape[1]), h.dtype)
+    # no BLAS here: OpenBLAS's threads spin after a call and took the cores from the workers
+    # (40 us per step at B = 64, H = 8 with a hoisted np.dot, against 4 without)
+    for i in numba.prange((batch + ROW_BLOCK - 1) // ROW_BLOCK):  # each block runs all steps on one thread
+        r0 = i * ROW_BLOCK
+        _block(mode, x, False, h, c, w_ih_t, w_hh_t, bx, bh, out, reverse, r0, min(r0 + ROW_BLOCK, batch))
     return out, h, c
 
 
@@ -194,13 +262,14 @@ def choose_strategy(spec, batch: int) -> str:
 
     Rule, from ``python -m bench run --grid strategies`` on the 2-core
     reference machine (results/strategies.csv; README, "Numba strategies"):
-    the fused loop wins while W_hh fits in L2 and a BLAS call's fixed cost
-    dominates (H <= 64), parallel rows win there once B >= 8; from H = 256 the
-    per-step GEMM wins.
+    ``blas`` once H >= 256 or B * H >= 4096, where one GEMM per step reuses
+    each weight across the batch and the BLAS call's fixed cost is paid back;
+    below that, ``parallel`` from B >= 8 (blocks of rows on both cores), else
+    ``fused`` (a single row gains nothing from threads).
     """
-    if spec.hidden_size <= 64:
-        return "parallel" if batch >= 8 else "fused"
-    return "blas"
+    if spec.hidden_size >= 256 or batch * spec.hidden_size >= 4096:
+        return "blas"
+    return "parallel" if batch >= 8 else "fused"
 
 
 class NumbaPrepared(StackPrepared):

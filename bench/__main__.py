@@ -168,7 +168,8 @@ def main(argv=None) -> int:
     def grid_arg(p, default):
         p.add_argument("--grid", default=default, choices=list(GRIDS), help=f"named grid (default: {default or 'quick'})")
         p.add_argument("--backends", help=f"comma-separated subset of {','.join(BACKENDS)} (default: all); "
-                                          "numba:blas, numba:fused, numba:parallel force a strategy")
+                                          "numba:blas, numba:fused, numba:parallel force a strategy; "
+                                          "numba:blas@mkl, numba:blas@openblas also a BLAS route")
 
     run = sub.add_parser("run", help="time a grid, print a table, write CSV + raw-sample JSON")
     grid_arg(run, None)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 #: Bumped whenever a result column is added, removed or changes meaning
 #: (bench.results.ADDED lists what each version added).
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -99,13 +99,24 @@ def library_threads(module: str) -> int:
     return int(lib.get_num_threads()) if lib is not None else 0
 
 
+def numba_blas() -> str:
+    """The BLAS route the numba backend calls by default (:mod:`kernels.blas`), when the numba
+    backend is already imported, else ""."""
+    import sys
+
+    if "kernels.numba_backend" not in sys.modules:
+        return ""
+    route = sys.modules["kernels.blas"].default_route()
+    return route.description if route else ""
+
+
 def collect(run_id: str | None = None) -> dict:
     """The metadata columns of a result row (call after the backends are imported).
 
     Returns:
         ``{column: value}`` with machine id, CPU model, cores, memory (GiB),
         Python/NumPy/Numba/SciPy/torch/pytest-benchmark versions, BLAS and its
-        threads, all thread pools, torch and numba threads, git commit and dirtiness,
+        threads, all thread pools, torch and numba threads, numba's BLAS route, git commit and dirtiness,
         UTC timestamp (ISO 8601), run id and schema version.
     """
     now = datetime.datetime.now(datetime.timezone.utc)
@@ -130,6 +141,7 @@ def collect(run_id: str | None = None) -> dict:
         "thread_pools": thread_pools(),
         "torch_threads": library_threads("torch"),
         "numba_threads": library_threads("numba"),
+        "numba_blas": numba_blas(),
         "git_commit": commit,
         "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no")) if commit else "",
     }

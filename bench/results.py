@@ -69,11 +69,15 @@ COLUMNS = [
     "peak_sgemm_gflops",
     "peak_dgemm_gflops",
     "mem_bandwidth_gbs",
+    # the BLAS behind the peaks, and the one the numba backend calls (kernels.blas)
+    "peak_blas",
+    "numba_blas",
 ]
 
 #: Columns each schema version added; files of older versions are read with them empty.
 ADDED = {2: ["weight_bytes", "gflops", "pct_peak", "numba_threads", "peak_sgemm_gflops", "peak_dgemm_gflops",
-             "mem_bandwidth_gbs"]}
+             "mem_bandwidth_gbs"],
+         3: ["peak_blas", "numba_blas"]}
 
 STATUSES = ("ok", "over_budget", "unavailable", "mismatch", "error")
 

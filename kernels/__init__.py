@@ -28,12 +28,13 @@ BACKENDS = {
 _instances: dict[str, Backend] = {}
 
 
-#: Backends whose implementation choice can be forced as ``"name:variant"``.
-VARIANTS = {"numba": ("blas", "fused", "parallel")}
+#: Backends whose implementation choice can be forced as ``"name:variant"``: numba's strategies, and
+#: its ``blas`` strategy on a named BLAS route (kernels.blas) instead of the default one.
+VARIANTS = {"numba": ("blas", "fused", "parallel", "blas@mkl", "blas@openblas")}
 
 
 def is_backend_name(name) -> bool:
-    """A registered name, or ``"numba:<strategy>"`` for a forced strategy."""
+    """A registered name, or ``"numba:<variant>"`` for a forced strategy (and BLAS route)."""
     if not isinstance(name, str):
         return False
     base, sep, variant = name.partition(":")

@@ -39,6 +39,7 @@ import numpy as np
 from numba.core import types
 from numba.extending import overload
 
+from . import blas
 from .base import Backend
 from .stack import StackPrepared
 
@@ -159,19 +160,42 @@ def _accumulate(acc, v, w, rows):
         k += 1
 
 
-@numba.njit(cache=True)
-def _project(x, w_ih_t, bias):
-    """All timesteps' input projection in one product: (T, B, I) -> (T, B, G*H)."""
+@numba.njit(inline="always", **JIT)
+def _gemm(gemm, a, b, out):
+    """``out = a @ b`` through the BLAS ``?gemm_`` pointer ``gemm`` (:mod:`kernels.blas`), for
+    C-contiguous (M, K), (K, N), (M, N) of one dtype: the column-major ``out^T = b^T a^T``."""
+    m, k = a.shape
+    n = b.shape[1]
+    if m == 0 or n == 0 or k == 0:  # BLAS rejects a leading dimension of 0
+        out[:] = 0
+        return
+    trans = np.empty(1, np.uint8)
+    trans[0] = 78  # 'N'
+    dims = np.empty(3, np.int32)
+    dims[0], dims[1], dims[2] = n, m, k
+    scalars = np.empty(2, out.dtype)
+    scalars[0], scalars[1] = 1, 0
+    gemm(trans.ctypes.data, trans.ctypes.data, dims[0:].ctypes.data, dims[1:].ctypes.data, dims[2:].ctypes.data,
+         scalars.ctypes.data, b.ctypes.data, dims[0:].ctypes.data, a.ctypes.data, dims[2:].ctypes.data,
+         scalars[1:].ctypes.data, out.ctypes.data, dims[0:].ctypes.data)
+
+
+@numba.njit(inline="always", **JIT)
+def _project(gemm, x, w_ih_t, bias):
+    """All timesteps' input projection in one product: (T, B, I) -> (T, B, G*H), plus ``bias``."""
     steps, batch, features = x.shape
-    xp = np.dot(x.reshape(steps * batch, features), w_ih_t)
-    xp += bias
+    xp = np.empty((steps * batch, w_ih_t.shape[1]), x.dtype)
+    _gemm(gemm, x.reshape(steps * batch, features), w_ih_t, xp)
+    for i in range(xp.shape[0]):
+        for j in range(xp.shape[1]):
+            xp[i, j] += bias[j]
     return xp.reshape(steps, batch, w_ih_t.shape[1])
 
 
 @numba.njit(**JIT)
-def _layer_blas(mode, x, h0, c0, w_ih_t, w_hh_t, bx, bh, reverse):
+def _layer_blas(gemm, mode, x, h0, c0, w_ih_t, w_hh_t, bx, bh, reverse):
     steps = x.shape[0]
-    xp = _project(x, w_ih_t, bx)
+    xp = _project(gemm, x, w_ih_t, bx)
     h, c = h0.copy(), c0.copy()
     batch, hidden = h.shape
     gates = w_hh_t.shape[1] // hidden
@@ -181,7 +205,7 @@ def _layer_blas(mode, x, h0, c0, w_ih_t, w_hh_t, bx, bh, reverse):
     out = np.empty((steps, batch, hidden), h.dtype)
     for s in range(steps):
         t = steps - 1 - s if reverse else s
-        np.dot(h, w_hh_t, hh)
+        _gemm(gemm, h, w_hh_t, hh)
         if mode == 3:
             for b in range(batch):
                 for j in range(hh.shape[1]):
@@ -231,23 +255,23 @@ def _block(mode, x, projected, h, c, w_ih_t, w_hh_t, bx, bh, out, reverse, r0, r
 
 
 @numba.njit(**JIT)
-def _layer_fused(mode, x, h0, c0, w_ih_t, w_hh_t, bx, bh, reverse):
+def _layer_fused(gemm, mode, x, h0, c0, w_ih_t, w_hh_t, bx, bh, reverse):
     h, c = h0.copy(), c0.copy()
     batch = h.shape[0]
     out = np.empty((x.shape[0], batch, h.shape[1]), h.dtype)
-    xp = _project(x, w_ih_t, bx)  # one BLAS call; the loop below then has half the work
+    xp = _project(gemm, x, w_ih_t, bx)  # one BLAS call; the loop below then has half the work
     for r0 in range(0, batch, ROW_BLOCK):
         _block(mode, xp, True, h, c, w_ih_t, w_hh_t, bx, bh, out, reverse, r0, min(r0 + ROW_BLOCK, batch))
     return out, h, c
 
 
 @numba.njit(parallel=True, **JIT)
-def _layer_parallel(mode, x, h0, c0, w_ih_t, w_hh_t, bx, bh, reverse):
+def _layer_parallel(gemm, mode, x, h0, c0, w_ih_t, w_hh_t, bx, bh, reverse):
     h, c = h0.copy(), c0.copy()
     batch = h.shape[0]
     out = np.empty((x.shape[0], batch, h.shape[1]), h.dtype)
     # no BLAS here: OpenBLAS's threads spin after a call and took the cores from the workers
-    # (40 us per step at B = 64, H = 8 with a hoisted np.dot, against 4 without)
+    # (40 us per step at B = 64, H = 8 with a hoisted projection through OpenBLAS, against 4 without)
     for i in numba.prange((batch + ROW_BLOCK - 1) // ROW_BLOCK):  # each block runs all steps on one thread
         r0 = i * ROW_BLOCK
         _block(mode, x, False, h, c, w_ih_t, w_hh_t, bx, bh, out, reverse, r0, min(r0 + ROW_BLOCK, batch))
@@ -273,8 +297,9 @@ def choose_strategy(spec, batch: int) -> str:
 
 
 class NumbaPrepared(StackPrepared):
-    def __init__(self, spec, weights, strategy):
+    def __init__(self, spec, weights, strategy, route):
         self.strategy = strategy
+        self.gemm = route.gemm(spec.np_dtype)
         super().__init__(spec, weights)
 
     def convert(self, params):
@@ -289,34 +314,45 @@ class NumbaPrepared(StackPrepared):
         batch = x.shape[1]
         strategy = self.strategy if self.strategy != "auto" else choose_strategy(self.spec, batch)
         c = np.ascontiguousarray(h0 if c0 is None else c0)  # carried for every mode, read by LSTM only
-        out, h, c = LAYERS[strategy](MODE_CODES[self.spec.mode], np.ascontiguousarray(x),
+        out, h, c = LAYERS[strategy](self.gemm, MODE_CODES[self.spec.mode], np.ascontiguousarray(x),
                                      np.ascontiguousarray(h0), c, *params, reverse)
         return out, h, (c if c0 is not None else None)
 
 
 class NumbaBackend(Backend):
-    """``strategy``: ``"auto"`` (:func:`choose_strategy`) or one of :data:`STRATEGIES`."""
+    """``variant``: ``"auto"`` (:func:`choose_strategy`), one of :data:`STRATEGIES`, or
+    ``"<strategy>@<route>"`` to force the BLAS route too (:mod:`kernels.blas`; default
+    :func:`kernels.blas.default_route`), e.g. ``"blas@openblas"``."""
 
-    def __init__(self, strategy: str = "auto"):
-        if strategy not in ("auto", *STRATEGIES):
-            raise ValueError(f"strategy: expected 'auto' or one of {list(STRATEGIES)}, got {strategy!r}")
-        self.strategy = strategy
-        self.name = "numba" if strategy == "auto" else f"numba:{strategy}"
+    def __init__(self, variant: str = "auto"):
+        strategy, _, route = variant.partition("@")
+        if strategy not in ("auto", *STRATEGIES) or (route and route not in blas.ROUTE_NAMES):
+            raise ValueError(f"variant: expected 'auto' or one of {list(STRATEGIES)}, optionally "
+                             f"'@' one of {list(blas.ROUTE_NAMES)}; got {variant!r}")
+        self.strategy, self.route_name = strategy, route or None
+        self.name = "numba" if variant == "auto" else f"numba:{variant}"
+
+    @property
+    def route(self) -> blas.Route | None:
+        """The BLAS route this backend calls, or ``None`` where it is not present."""
+        return blas.routes().get(self.route_name) if self.route_name else blas.default_route()
 
     def unavailable_reason(self):
-        try:  # numba's np.dot calls the BLAS that scipy exposes
-            import scipy.linalg.cython_blas  # noqa: F401
-        except ImportError as exc:
-            return f"numba's np.dot needs scipy: {exc}"
-        return None
+        if self.route is not None:
+            return None
+        wanted = [self.route_name] if self.route_name else list(blas.ROUTE_NAMES)
+        return "no BLAS route here: " + "; ".join(f"{name} {blas.ROUTE_NEEDS[name]}" for name in wanted)
 
     def prepare(self, spec, weights):
-        prepared = NumbaPrepared(spec, weights, self.strategy)
+        reason = self.unavailable_reason()
+        if reason:
+            raise RuntimeError(f"backend {self.name}: {reason}")
+        prepared = NumbaPrepared(spec, weights, self.strategy, self.route)
         # compile (or load from the disk cache) this dtype's signatures now
         dt = spec.np_dtype
         x = np.zeros((1, 1, 1), dt)
         s = np.zeros((1, 1), dt)
         b = np.zeros(1, dt)
         for name in STRATEGIES if self.strategy == "auto" else (self.strategy,):
-            LAYERS[name](0, x, s, s, s, s, b, b, False)
+            LAYERS[name](prepared.gemm, 0, x, s, s, s, s, b, b, False)
         return prepared

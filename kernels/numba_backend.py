@@ -1,26 +1,30 @@
 """``numba``: the recurrence compiled with ``@njit``, with three strategies.
 
 * ``blas``: first the input projection of all timesteps in one matrix
-  product, ``x W_ih^T + b_ih (+ b_hh)`` over (T*B, I) -- the trick behind
-  cuDNN's RNN speedups (Appleyard et al. 2016, "Optimizing performance of
-  recurrent neural networks on GPUs") -- then per step only the recurrent
-  product ``h W_hh^T`` by ``np.dot`` into a preallocated (B, G*H) buffer (the
-  BLAS that SciPy ships) and one fused pass over the gates.  For large H and
-  B, where the products are compute-bound.
-* ``fused``: one batch row at a time through all timesteps, both products as
-  loops over k with the inner loop over the G*H outputs (a contiguous row of
-  W^T, no reduction in the inner loop, so LLVM vectorizes it without
-  ``fastmath``), then the gates; no call, no allocation per step, and no BLAS
-  at all: OpenBLAS's threads keep spinning after a call and would take the
-  cores from the loop.  For small H, where a BLAS call costs more than the
-  arithmetic.
-* ``parallel``: ``fused`` with the batch rows spread over threads with
-  ``prange``.  Rows of a batch never interact, so each thread runs its rows
-  through all timesteps alone: no shared accumulator, the same order of
-  operations on every run, bitwise-identical results.
+  product, ``x W_ih^T`` over (T*B, I) -- the trick behind cuDNN's RNN
+  speedups (Appleyard et al. 2016, "Optimizing performance of recurrent
+  neural networks on GPUs") -- then per step only the recurrent product
+  ``h W_hh^T``, added onto that step's projection by the BLAS itself
+  (beta = 1), with W_hh^T packed once where the BLAS can pack (MKL), then one
+  pass per batch row for biases and gates, rows spread over threads where
+  the BLAS shares numba's OpenMP pool.  The BLAS is reached through
+  :mod:`kernels.blas` (MKL inside torch by default; SciPy's OpenBLAS).  For
+  large H or B, where the products are compute-bound.
+* ``fused``: the same hoisted projection, then blocks of batch rows through
+  all timesteps on one thread with the recurrent product as loops: k in
+  chunks of 4 in the order of the plain sum, the inner loop over the G*H
+  outputs of a contiguous row of W^T (no reduction, so LLVM vectorizes it
+  without ``fastmath``); no call and no allocation per step.
+* ``parallel``: no BLAS at all -- both products as those loops, step by
+  step -- with blocks of batch rows spread over threads with ``prange``.
+  Rows of a batch never interact, so each thread runs its rows through all
+  timesteps alone: no shared accumulator, the same order of operations on
+  every run, bitwise-identical results.  For small H, where a BLAS call costs
+  more than the arithmetic (and its spinning threads take the cores).
 
 :func:`choose_strategy` picks one per spec (the rule and the measurement
-behind it are in its docstring); ``get_backend("numba:fused")`` forces one.
+behind it are in its docstring); ``get_backend("numba:fused")`` forces one,
+``get_backend("numba:blas@openblas")`` a BLAS route too.
 
 float32 activations use a rational approximation of tanh (Eigen's
 ``generic_fast_tanh_float``: max abs error 4e-7 on [-10, 10], measured against
@@ -214,10 +218,11 @@ def _finish_row(mode, xp, xp4, hh, hh3, bx, bh, h, c, out, t, b):
         out[t, b, j] = h[b, j]
 
 
-#: From this batch size the rows' updates after each product of ``blas`` are spread over threads,
-#: where the BLAS runs on the same OpenMP pool as numba (MKL in torch): with OpenBLAS's own threads
-#: spinning beside numba's, a step took 8 ms instead of 0.1.
-PARALLEL_ROWS = 8
+#: From this much work per step (B * H) the rows' updates after each product of ``blas`` are spread
+#: over threads, where the BLAS runs on the same OpenMP pool as numba (MKL in torch): with OpenBLAS's
+#: own threads spinning beside numba's, a step took 8 ms instead of 0.1; and below it, starting the
+#: threads costs more than the rows (3-4x slower at B = 8, H = 8).
+PARALLEL_ROWS = 4096
 
 
 @numba.njit(parallel=True, **JIT)
@@ -239,7 +244,7 @@ def _layer_blas(lib, mode, x, h0, c0, w_ih_t, w_hh_t, bx, bh, reverse):
             _gemm(gemm, compute, packed, h, w_hh_t, hh, 0)
         else:  # the product lands on this step's projection: beta = 1, no extra pass
             _gemm(gemm, compute, packed, h, w_hh_t, xp[t], 1)
-        if row_threads and batch >= PARALLEL_ROWS:
+        if row_threads and batch * hidden >= PARALLEL_ROWS:
             for b in numba.prange(batch):  # rows are independent: deterministic
                 _finish_row(mode, xp, xp4, hh, hh3, bx, bh, h, c, out, t, b)
         else:

@@ -322,10 +322,10 @@ def choose_strategy(spec, batch: int) -> str:
     ``blas`` once H >= 256 or B * H >= 4096, where one product per step reuses
     each weight across the batch and the BLAS call's fixed cost is paid back;
     below that ``parallel``, which calls no BLAS at all.  ``fused`` (the BLAS
-    projection, then one thread) is never picked: at T = 20 it lost to
-    ``parallel`` by 10-40% at H <= 64, the projection's BLAS call costing more
-    than it saves.  The rule picks the fastest of the three in 33 of the 36
-    cases; the worst pick is 1.32x the best (GRU, B = 1, H = 64, where
+    projection, then one thread) is never picked: at B = 1 and H <= 64 it is
+    within 10% of ``parallel`` either way, and slower elsewhere.  The rule
+    picks the fastest of the three in 29 of the 36 cases and one within 10%
+    in 33; the worst pick is 1.16x the best (LSTM, B = 8, H = 64, where
     ``blas`` wins).
     """
     if spec.hidden_size >= 256 or batch * spec.hidden_size >= 4096:

@@ -1,0 +1,66 @@
+"""The BLAS routes of kernels.blas: products, packing, forcing one, and what a run records."""
+
+import numpy as np
+import pytest
+
+from bench import environment
+from bench.roofline import measure_peaks
+from kernels import blas, get_backend
+from kernels.numba_backend import NumbaBackend
+
+ROUTES = list(blas.routes())
+
+
+def test_at_least_one_route_and_the_default_prefers_mkl():
+    assert ROUTES, "scipy is a dependency, so its OpenBLAS is always a route"
+    assert blas.default_route().name == ("mkl" if "mkl" in ROUTES else "openblas")
+
+
+@pytest.mark.parametrize("name", ROUTES)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("m, k, n", [(1, 1, 1), (3, 5, 7), (64, 33, 130)])
+def test_gemm_is_the_row_major_product(name, dtype, m, k, n):
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((m, k)).astype(dtype), rng.standard_normal((k, n)).astype(dtype)
+    out = np.full((m, n), np.nan, dtype)
+    blas.gemm(blas.routes()[name], a, b, out)
+    np.testing.assert_allclose(out, a.astype(np.float64) @ b, rtol=1e-5 if dtype == "float32" else 1e-12, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ROUTES)
+def test_packing_only_where_the_blas_can(name):
+    route = blas.routes()[name]
+    w = np.ones((16, 64), np.float32)
+    packed = route.pack(w, batch=8)
+    assert (packed.size > 0) == (name == "mkl")
+    assert route.pack(w.astype(np.float64), batch=8).size == 0  # torch exports packing for float32 only
+    assert route.compute(np.float64) is route.gemm(np.float64)
+
+
+def test_a_forced_route_that_is_absent_is_unavailable_with_the_reason(monkeypatch):
+    present = {k: v for k, v in blas.routes().items() if k != "mkl"}
+    monkeypatch.setattr(blas, "routes", lambda: present)
+    backend = NumbaBackend("blas@mkl")
+    reason = backend.unavailable_reason()
+    assert reason and "mkl" in reason and "torch built with MKL" in reason
+    with pytest.raises(RuntimeError, match="numba:blas@mkl: no BLAS route"):
+        backend.prepare(__import__("kernels").CellSpec("rnn_tanh", 2, 3), {})
+
+
+def test_unknown_routes_and_strategies_are_refused_by_name():
+    with pytest.raises(ValueError, match="variant: expected 'auto' or one of"):
+        NumbaBackend("blas@turbo")
+    with pytest.raises(ValueError, match="variant: expected"):
+        NumbaBackend("turbo@mkl")
+    with pytest.raises(ValueError, match="backend: unknown name 'numba:fused@turbo'"):
+        get_backend("numba:fused@turbo")
+
+
+def test_peaks_name_the_blas_behind_them_and_runs_record_numbas_route():
+    peaks = measure_peaks(n=64, copy_mib=1)
+    assert peaks["peak_sgemm_gflops"] > 0 and peaks["peak_dgemm_gflops"] > 0 and peaks["mem_bandwidth_gbs"] > 0
+    f32, f64 = peaks["peak_blas"].split(", ")
+    assert f32.split()[0] == "float32" and f32.split()[1] in ["numpy", *ROUTES]
+    assert f64.split()[0] == "float64" and f64.split()[1] in ["numpy", *ROUTES]
+    get_backend("numba")
+    assert environment.collect()["numba_blas"] == blas.default_route().description

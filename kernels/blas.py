@@ -47,7 +47,9 @@ class Route:
     description: str
     gemms: dict
     packing: dict = dataclasses.field(default_factory=dict)
-    #: runs its threads on the GNU OpenMP pool that numba's ``omp`` layer uses too (torch's MKL)
+    #: its threads are OpenMP's, which go to sleep soon after a call (MKL in torch: GNU OpenMP), so
+    #: numba's threads may take the cores between calls; OpenBLAS's own threads spin on and took
+    #: them (a ``blas`` step with rows over numba's threads: 8 ms instead of 0.1)
     openmp: bool = False
 
     def gemm(self, dtype):
@@ -84,7 +86,7 @@ class Route:
 def _mkl_in_torch() -> Route | None:
     try:
         import torch
-    except ImportError:
+    except Exception:  # noqa: BLE001  (not installed, or a build that fails to load: OSError and more)
         return None
     lib_path = Path(torch.__file__).parent / "lib" / "libtorch_cpu.so"
     try:
@@ -108,29 +110,7 @@ def _mkl_in_torch() -> Route | None:
         return None
     found = re.search(r"Version ([\d.]+)", version.value.decode(errors="replace"))
     return Route("mkl", f"mkl {found.group(1) if found else '?'} (torch), {threads} threads", gemms, packing,
-                 openmp=numba_shares_openmp())
-
-
-def numba_shares_openmp() -> bool:
-    """Whether numba's threads are GNU OpenMP's, the pool torch's MKL runs on (both load
-    ``libgomp.so.1``, which the loader shares): numba's ``omp`` layer, chosen or the first that
-    numba can load by its default order (tbb, omp, workqueue)."""
-    import numba
-
-    layer = numba.config.THREADING_LAYER
-    if layer in ("omp",):
-        return True
-    if layer not in ("default", "safe", "threadsafe"):
-        return False
-    try:
-        import numba.np.ufunc.tbbpool  # noqa: F401  (tbb comes first when present)
-    except ImportError:
-        try:
-            import numba.np.ufunc.omppool  # noqa: F401
-        except ImportError:
-            return False
-        return True
-    return False
+                 openmp=True)
 
 
 def _openblas_in_scipy() -> Route | None:

@@ -7,7 +7,8 @@
   ``h W_hh^T``, added onto that step's projection by the BLAS itself
   (beta = 1), with W_hh^T packed once where the BLAS can pack (MKL), then one
   pass per batch row for biases and gates, rows spread over threads where
-  the BLAS shares numba's OpenMP pool.  The BLAS is reached through
+  the BLAS's own threads leave the cores between calls (MKL's OpenMP ones
+  do; OpenBLAS's spin).  The BLAS is reached through
   :mod:`kernels.blas` (MKL inside torch by default; SciPy's OpenBLAS).  For
   large H or B, where the products are compute-bound.
 * ``fused``: the same hoisted projection, then blocks of batch rows through
@@ -36,6 +37,7 @@ signature and cached on disk; ``prepare`` compiles before any timing.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 
 import numba
@@ -165,22 +167,23 @@ def _accumulate(acc, v, w, rows):
 
 
 @numba.njit(inline="always", **JIT)
-def _gemm(gemm, compute, packed, a, b, out, beta):
-    """``out = a @ b + beta * out`` through the BLAS pointers of :mod:`kernels.blas`, for C-contiguous
-    ``a`` (M, K), ``b`` (K, N), ``out`` (M, N) of one dtype: the column-major ``out^T = b^T a^T``.
-    ``packed``: ``b`` as packed by :meth:`kernels.blas.Route.pack` (then ``compute`` is
-    ``?gemm_compute_``), or empty (then ``gemm``, ``?gemm_``, is called)."""
+def _gemm(lib, packed, a, b, out, beta):
+    """``out = a @ b + beta * out`` through the BLAS of ``lib`` (:meth:`NumbaPrepared.blas_args`),
+    for C-contiguous ``a`` (M, K), ``b`` (K, N), ``out`` (M, N) of one dtype: the column-major
+    ``out^T = b^T a^T``.  ``packed``: ``b`` as packed by :meth:`kernels.blas.Route.pack` (then
+    ``?gemm_compute_`` is called), or empty (then ``?gemm_``).  The BLAS reads its scalar arguments
+    through pointers into ``lib``'s scratch arrays, which the Python caller owns: arrays made here
+    would be freed by numba after their last use in this function -- before the call."""
+    gemm, compute = lib[0], lib[1]
+    chars, dims, scalars = lib[4]
     m, k = a.shape
     n = b.shape[1]
     if m == 0 or n == 0 or k == 0:  # BLAS rejects a leading dimension of 0
         if beta == 0:
             out[:] = 0
         return
-    chars = np.empty(2, np.uint8)
     chars[0], chars[1] = (80 if packed.size else 78), 78  # 'P' (packed) or 'N', then 'N'
-    dims = np.empty(3, np.int32)
     dims[0], dims[1], dims[2] = n, m, k
-    scalars = np.empty(2, out.dtype)
     scalars[0], scalars[1] = 1, beta
     if packed.size:
         compute(chars[0:].ctypes.data, chars[1:].ctypes.data, dims[0:].ctypes.data, dims[1:].ctypes.data,
@@ -193,13 +196,13 @@ def _gemm(gemm, compute, packed, a, b, out, beta):
 
 
 @numba.njit(inline="always", **JIT)
-def _project(gemm, x, w_ih_t):
+def _project(lib, x, w_ih_t):
     """All timesteps' input projection in one product: (T, B, I) -> (T, B, G*H).  The bias is
     added step by step, where the step's rows are in cache (a pass of its own over T*B*G*H values
     cost about 25 us per step at B = 64, H = 256)."""
     steps, batch, features = x.shape
     xp = np.empty((steps * batch, w_ih_t.shape[1]), x.dtype)
-    _gemm(gemm, gemm, np.empty(0, x.dtype), x.reshape(steps * batch, features), w_ih_t, xp, 0)
+    _gemm(lib, x[0, 0, :0], x.reshape(steps * batch, features), w_ih_t, xp, 0)
     return xp.reshape(steps, batch, w_ih_t.shape[1])
 
 
@@ -219,18 +222,17 @@ def _finish_row(mode, xp, xp4, hh, hh3, bx, bh, h, c, out, t, b):
 
 
 #: From this much work per step (B * H) the rows' updates after each product of ``blas`` are spread
-#: over threads, where the BLAS runs on the same OpenMP pool as numba (MKL in torch): with OpenBLAS's
-#: own threads spinning beside numba's, a step took 8 ms instead of 0.1; and below it, starting the
-#: threads costs more than the rows (3-4x slower at B = 8, H = 8).
+#: over threads, where the BLAS's threads leave the cores between calls (``Route.openmp``: MKL);
+#: below it, starting the threads costs more than the rows (3-4x slower at B = 8, H = 8).
 PARALLEL_ROWS = 4096
 
 
 @numba.njit(parallel=True, **JIT)
 def _layer_blas(lib, mode, x, h0, c0, w_ih_t, w_hh_t, bx, bh, reverse):
-    """``lib``: ``(gemm, compute, packed, row_threads)``, see :meth:`NumbaPrepared.blas_args`."""
-    gemm, compute, packed, row_threads = lib
+    """``lib``: see :meth:`NumbaPrepared.blas_args`."""
+    _, _, packed, row_threads, _ = lib
     steps = x.shape[0]
-    xp = _project(gemm, x, w_ih_t)
+    xp = _project(lib, x, w_ih_t)
     h, c = h0.copy(), c0.copy()
     batch, hidden = h.shape
     gates = w_hh_t.shape[1] // hidden
@@ -241,9 +243,9 @@ def _layer_blas(lib, mode, x, h0, c0, w_ih_t, w_hh_t, bx, bh, reverse):
     for s in range(steps):
         t = steps - 1 - s if reverse else s
         if mode == 3:  # GRU: h W_hh^T + b_hh on its own, for r * (W_hn h + b_hn)
-            _gemm(gemm, compute, packed, h, w_hh_t, hh, 0)
+            _gemm(lib, packed, h, w_hh_t, hh, 0)
         else:  # the product lands on this step's projection: beta = 1, no extra pass
-            _gemm(gemm, compute, packed, h, w_hh_t, xp[t], 1)
+            _gemm(lib, packed, h, w_hh_t, xp[t], 1)
         if row_threads and batch * hidden >= PARALLEL_ROWS:
             for b in numba.prange(batch):  # rows are independent: deterministic
                 _finish_row(mode, xp, xp4, hh, hh3, bx, bh, h, c, out, t, b)
@@ -292,7 +294,7 @@ def _layer_fused(lib, mode, x, h0, c0, w_ih_t, w_hh_t, bx, bh, reverse):
     h, c = h0.copy(), c0.copy()
     batch = h.shape[0]
     out = np.empty((x.shape[0], batch, h.shape[1]), h.dtype)
-    xp = _project(lib[0], x, w_ih_t)  # one BLAS call; the loop below then has half the work
+    xp = _project(lib, x, w_ih_t)  # one BLAS call; the loop below then has half the work
     for r0 in range(0, batch, ROW_BLOCK):
         _block(mode, xp, True, h, c, w_ih_t, w_hh_t, bx, bh, out, reverse, r0, min(r0 + ROW_BLOCK, batch))
     return out, h, c
@@ -338,21 +340,25 @@ class NumbaPrepared(StackPrepared):
         self.strategy, self.route = strategy, route
         self.gemm, self.compute = route.gemm(spec.np_dtype), route.compute(spec.np_dtype)
         self.unpacked = np.empty(0, spec.np_dtype)
+        # the BLAS's by-pointer arguments: transa/transb, m/n/k, alpha/beta (see _gemm)
+        self.scratch = (np.zeros(2, np.uint8), np.zeros(3, np.int32), np.zeros(2, spec.np_dtype))
         self._packed = {}
         super().__init__(spec, weights)
 
     def blas_args(self, packed):
         """What a layer needs of the BLAS: ``(?gemm_, ?gemm_compute_ or ?gemm_, packed W_hh^T or
-        empty, whether rows may be spread over numba's threads between BLAS calls)``."""
-        return self.gemm, self.compute, packed, self.route.openmp
+        empty, whether rows may be spread over numba's threads between BLAS calls, scratch arrays
+        for the BLAS's by-pointer arguments)``."""
+        return self.gemm, self.compute, packed, self.route.openmp, self.scratch
 
     def packed(self, w_hh_t, batch):
-        """``w_hh_t`` packed by the BLAS for products with ``batch`` rows, made on the first call
-        with that batch (the harness's untimed warm-up) and kept."""
-        key = (id(w_hh_t), batch)
-        if key not in self._packed:
-            self._packed[key] = self.route.pack(w_hh_t, batch)
-        return self._packed[key]
+        """``w_hh_t`` packed by the BLAS for products with ``batch`` rows: made on the first call with
+        that batch (the harness's untimed warm-up) and kept, one packing per weight (MKL's is at
+        least 8 MB whatever the size), checked to belong to this very array."""
+        entry = self._packed.get(id(w_hh_t))
+        if entry is None or entry[0] is not w_hh_t or entry[1] != batch:
+            entry = self._packed[id(w_hh_t)] = (w_hh_t, batch, self.route.pack(w_hh_t, batch))
+        return entry[2]
 
     def convert(self, params):
         w_ih, w_hh, b_ih, b_hh = params
@@ -391,7 +397,10 @@ class NumbaBackend(Backend):
         return blas.routes().get(self.route_name) if self.route_name else blas.default_route()
 
     def unavailable_reason(self):
-        if self.route is not None:
+        if self.route_name is None:  # any route will do; asked without importing torch (kernels.base)
+            if any(importlib.util.find_spec(lib) for lib in ("scipy", "torch")):
+                return None
+        elif self.route is not None:
             return None
         wanted = [self.route_name] if self.route_name else list(blas.ROUTE_NAMES)
         return "no BLAS route here: " + "; ".join(f"{name} {blas.ROUTE_NEEDS[name]}" for name in wanted)

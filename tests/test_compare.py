@@ -160,5 +160,8 @@ def test_show_scales_only_seconds(capsys):
     assert main(["show", str(root), "--where", "case_id=lstm-T1000-B64-H256-float32", "--column", "pct_peak", "--format", "markdown"]) == 0
     line = capsys.readouterr().out.splitlines()[-1]
     cells = [c.strip() for c in line.strip("|").split("|")]
-    assert cells[0] == "lstm-T1000-B64-H256-float32" and cells[3].endswith("*")  # torch_cpu: highest % of peak
-    assert 1 < float(cells[3].rstrip("*")) <= 100
+    assert cells[0] == "lstm-T1000-B64-H256-float32"
+    values = {c.rstrip("*"): c.endswith("*") for c in cells[1:] if c.rstrip("*").replace(".", "", 1).isdigit()}
+    assert len(values) == 3  # numpy, numba, torch_cpu; torch_cuda unavailable
+    assert all(1 < float(v) < 200 for v in values)  # percentages, not seconds scaled to microseconds
+    assert [v for v, star in values.items() if star] == [max(values, key=float)]  # the star marks the highest

@@ -202,7 +202,7 @@ def _project(lib, x, w_ih_t):
     cost about 25 us per step at B = 64, H = 256)."""
     steps, batch, features = x.shape
     xp = np.empty((steps * batch, w_ih_t.shape[1]), x.dtype)
-    _gemm(lib, x[0, 0, :0], x.reshape(steps * batch, features), w_ih_t, xp, 0)
+    _gemm(lib, x[0, 0, :0], x.reshape(steps * batch, features), w_ih_t, xp, 0)  # x[0, 0, :0]: empty, unpacked
     return xp.reshape(steps, batch, w_ih_t.shape[1])
 
 
@@ -263,8 +263,8 @@ ROW_BLOCK = 4
 @numba.njit(inline="always", **JIT)
 def _block(mode, x, projected, h, c, w_ih_t, w_hh_t, bx, bh, out, reverse, r0, r1):
     """Batch rows ``r0:r1`` through every timestep with the products as loops: no BLAS call and no
-    allocation per step.  ``projected``: ``x`` already holds x W_ih^T + b (T, B, G*H); otherwise
-    ``x`` is the input (T, B, I) and its product is taken here, step by step.  Rows never interact:
+    allocation per step.  ``projected``: ``x`` already holds x W_ih^T (T, B, G*H), and the bias is
+    added here; otherwise ``x`` is the input (T, B, I) and its product is taken here, step by step.  Rows never interact:
     a row's result is the same whatever block it is in."""
     steps, rows, width = x.shape[0], r1 - r0, bx.shape[0]
     hidden = h.shape[1]

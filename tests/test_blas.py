@@ -9,7 +9,7 @@ import pytest
 
 from bench import environment
 from bench.roofline import measure_peaks
-from kernels import blas, get_backend
+from kernels import CellSpec, blas, get_backend
 from kernels.numba_backend import NumbaBackend
 
 ROUTES = list(blas.routes())
@@ -49,7 +49,7 @@ def test_a_forced_route_that_is_absent_is_unavailable_with_the_reason(monkeypatc
     reason = backend.unavailable_reason()
     assert reason and "mkl" in reason and "torch built with MKL" in reason
     with pytest.raises(RuntimeError, match="numba:blas@mkl: no BLAS route"):
-        backend.prepare(__import__("kernels").CellSpec("rnn_tanh", 2, 3), {})
+        backend.prepare(CellSpec("rnn_tanh", 2, 3), {})
 
 
 def test_unknown_routes_and_strategies_are_refused_by_name():

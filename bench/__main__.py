@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from .grids import GRIDS, MAX_TIME, get_grid
-from .measure import TimingPolicy
+from .grids import GRIDS, get_grid
+from .options import RunOptions, add_options
 
 HERE = Path(__file__).resolve().parent
 
@@ -22,18 +22,14 @@ def cmd_run(args) -> int:
     """Time a grid through pytest-benchmark (the plugin in bench/plugin.py does the work)."""
     import pytest
 
+    from .options import GivenOptions
+
     argv = [str(HERE / "bench_forward.py"), "-p", "bench.plugin", "--benchmark-only", "--benchmark-quiet",
             "-v", "--no-header", "-p", "no:cacheprovider", "-rfEs"]
     pyproject = HERE.parent / "pyproject.toml"
     if pyproject.exists():
         argv += ["-c", str(pyproject), "--rootdir", str(HERE.parent)]
-    for name in ("grid", "backends", "out", "resume", "max_time", "min_rounds", "budget", "check_steps"):
-        value = getattr(args, name)
-        if value is not None:
-            argv.append(f"--{name.replace('_', '-')}={Path(value).resolve() if name in ('out', 'resume') else value}")
-    if args.save:
-        argv.append("--save")
-    code = int(pytest.main(argv))
+    code = int(pytest.main(argv, plugins=[GivenOptions(RunOptions.read(vars(args).get))]))
     if code == pytest.ExitCode.NO_TESTS_COLLECTED and args.resume:
         print(f"{args.resume}: complete, nothing to resume")
         return 0
@@ -42,14 +38,14 @@ def cmd_run(args) -> int:
 
 def cmd_check(args) -> int:
     """Max abs error of every backend against the float64 reference, per case."""
-    from kernels import BACKENDS, available_backends, get_backend
+    from kernels import availability, backend_names, get_backend
     from kernels.reference import TOLERANCES
 
     from .measure import check
     from .table import render
 
-    backends = args.backends or list(BACKENDS)
-    available = available_backends()
+    backends = args.backends or backend_names()
+    available = {name: availability(name) for name in backends}
     rows, failures = [], 0
     for case in get_grid(args.grid):
         weights, x = case.inputs()
@@ -57,7 +53,7 @@ def cmd_check(args) -> int:
         reference = None
         for name in backends:
             row = {"case_id": case.id, "backend": name, "status": "ok"}
-            if available[name.partition(":")[0]] is not None:
+            if available[name] is not None:
                 row["status"] = "unavailable"
             else:
                 backend = get_backend(name)
@@ -159,32 +155,19 @@ def cmd_grids(args) -> int:
 
 
 def main(argv=None) -> int:
-    from kernels import BACKENDS, is_backend_name
+    from kernels import backend_names, parse_backend_list
 
     parser = argparse.ArgumentParser(prog="python -m bench", description="rnn-cell-bench: time and check recurrent-cell backends")
     sub = parser.add_subparsers(dest="command", required=True)
-    defaults = TimingPolicy()
-
-    def grid_arg(p, default):
-        p.add_argument("--grid", default=default, choices=list(GRIDS), help=f"named grid (default: {default or 'quick'})")
-        p.add_argument("--backends", help=f"comma-separated subset of {','.join(BACKENDS)} (default: all); "
-                                          "numba:blas, numba:fused, numba:parallel force a strategy; "
-                                          "numba:blas@mkl, numba:blas@openblas also a BLAS route")
 
     run = sub.add_parser("run", help="time a grid, print a table, write CSV + raw-sample JSON")
-    grid_arg(run, None)
-    where = run.add_mutually_exclusive_group()
-    where.add_argument("--out", help="result CSV (default: results/local/<grid>-<run id>.csv)")
-    where.add_argument("--save", action="store_true", help="store under results/<machine_id>/<run id>-<commit>.csv for `history`")
-    where.add_argument("--resume", metavar="FILE", help="complete an interrupted result CSV: run only its missing rows")
-    run.add_argument("--max-time", type=float, help=f"seconds of timed rounds per benchmark to aim for (default {defaults.max_time}, quick {MAX_TIME['quick']}, smoke {MAX_TIME['smoke']})")
-    run.add_argument("--min-rounds", type=int, help=f"rounds at least, budget permitting (default {defaults.min_rounds})")
-    run.add_argument("--budget", type=float, help=f"seconds of timed rounds per benchmark at most (default {defaults.budget})")
-    run.add_argument("--check-steps", type=int, help=f"timesteps of the accuracy check (default {defaults.check_steps})")
+    add_options(run.add_argument)
     run.set_defaults(func=cmd_run)
 
     chk = sub.add_parser("check", help="max abs error of each backend against the float64 reference")
-    grid_arg(chk, "quick")
+    chk.add_argument("--grid", default="quick", choices=list(GRIDS), help="named grid (default: quick)")
+    chk.add_argument("--backends", help=f"comma-separated subset of {', '.join(backend_names(variants=True))} "
+                                        "(default: every registered base name)")
     chk.add_argument("--max-timesteps", type=positive_int, help="check only the first N timesteps (default: all)")
     chk.set_defaults(func=cmd_check)
 
@@ -224,11 +207,11 @@ def main(argv=None) -> int:
     grids.set_defaults(func=cmd_grids)
 
     args = parser.parse_args(argv)
-    if getattr(args, "backends", None):
-        names = list(dict.fromkeys(b.strip() for b in args.backends.split(",") if b.strip()))
-        unknown = [b for b in names if not is_backend_name(b)]
-        if unknown or not names:
-            parser.error(f"--backends: unknown {unknown or args.backends!r}; known: {', '.join(BACKENDS)}")
+    if getattr(args, "backends", None) is not None:
+        try:
+            names = parse_backend_list(args.backends)
+        except ValueError as exc:
+            parser.error(str(exc))
         args.backends = names if args.command == "check" else ",".join(names)
     return args.func(args)
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .environment import SCHEMA_VERSION
+from .results import SCHEMA_VERSION
 from .results import SPEC_COLUMNS, read_results, sidecar_path
 
 KEY_COLUMNS = ["backend", *SPEC_COLUMNS, "timesteps", "batch"]

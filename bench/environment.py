@@ -15,9 +15,7 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-#: Bumped whenever a result column is added, removed or changes meaning
-#: (bench.results.ADDED lists what each version added).
-SCHEMA_VERSION = 3
+from .results import SCHEMA_VERSION
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -99,28 +97,87 @@ def library_threads(module: str) -> int:
     return int(lib.get_num_threads()) if lib is not None else 0
 
 
-def numba_blas() -> str:
-    """The BLAS route the numba backend calls by default (:mod:`kernels.blas`), when the numba
-    backend is already imported, else ""."""
+def pin_threads(threads: int) -> None:
+    """Set every thread pool this process has loaded to ``threads``: the BLAS and OpenMP pools
+    through threadpoolctl, and torch's and numba's own counts where those libraries are imported
+    (nothing is imported for this).  A worker calls it once its backend's libraries are loaded;
+    the environment it was started with (:func:`thread_env`) sized the pools that start later."""
     import sys
 
-    if "kernels.numba_backend" not in sys.modules:
-        return ""
-    route = sys.modules["kernels.blas"].default_route()
-    return route.description if route else ""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=threads)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+    if "numba" in sys.modules:
+        sys.modules["numba"].set_num_threads(min(threads, sys.modules["numba"].config.NUMBA_NUM_THREADS))
 
 
-def collect(run_id: str | None = None) -> dict:
-    """The metadata columns of a result row (call after the backends are imported).
+def thread_env(threads: int) -> dict[str, str]:
+    """Environment variables that size every pool a worker may start to ``threads``, before any
+    library reads them: OpenMP (GNU and Intel, used by torch and MKL), MKL, OpenBLAS, numba."""
+    n = str(threads)
+    return {"OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n, "NUMBA_NUM_THREADS": n}
+
+
+#: Other processes using more than this many cores at once make the machine "busy".
+BUSY_CORES = 0.25
+
+
+def machine_state(window_s: float = 0.5, top: int = 3) -> dict:
+    """How busy the machine is now, from everything but this process and its children.
 
     Returns:
-        ``{column: value}`` with machine id, CPU model, cores, memory (GiB),
-        Python/NumPy/Numba/SciPy/torch/pytest-benchmark versions, BLAS and its
-        threads, all thread pools, torch and numba threads, numba's BLAS route, git commit and dirtiness,
-        UTC timestamp (ISO 8601), run id and schema version.
+        ``{"load_avg": 1-minute load average, "other_cores": cores used by other processes over
+        ``window_s`` seconds, "busiest": "name (pid) 98%; ..." of the ``top`` busiest others,
+        "cpu_freq_mhz": current frequency or "", "governor": the cpufreq governor or ""}``.
+        ``other_cores`` above :data:`BUSY_CORES` means busy.
     """
-    now = datetime.datetime.now(datetime.timezone.utc)
+    import psutil
+
+    me = psutil.Process()
+    mine = {me.pid, *(c.pid for c in me.children(recursive=True))}
+    procs = [p for p in psutil.process_iter(["name"]) if p.pid not in mine]
+    for p in procs:
+        try:
+            p.cpu_percent(None)
+        except psutil.Error:
+            pass
+    import time
+
+    time.sleep(window_s)
+    usage = []
+    for p in procs:
+        try:
+            usage.append((p.cpu_percent(None), p.info["name"], p.pid))
+        except psutil.Error:
+            continue
+    usage.sort(reverse=True)
+    busiest = "; ".join(f"{name} ({pid}) {pct:.0f}%" for pct, name, pid in usage[:top] if pct >= 5)
+    freq = psutil.cpu_freq()
+    governor = Path("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor")
+    return {
+        "load_avg": round(os.getloadavg()[0], 2),
+        "other_cores": round(sum(u[0] for u in usage) / 100, 2),
+        "busiest": busiest,
+        "cpu_freq_mhz": round(freq.current) if freq else "",
+        "governor": governor.read_text().strip() if governor.is_file() else "",
+    }
+
+
+def process_metadata() -> dict:
+    """The columns that describe this process's libraries and thread pools (call after the
+    backend's libraries are loaded): ``blas``, ``blas_threads``, ``thread_pools``,
+    ``torch_threads``, ``numba_threads``."""
     blas, blas_threads = blas_summary()
+    return {"blas": blas, "blas_threads": blas_threads, "thread_pools": thread_pools(),
+            "torch_threads": library_threads("torch"), "numba_threads": library_threads("numba")}
+
+
+def run_metadata(run_id: str | None = None) -> dict:
+    """The columns that describe the machine, the installed versions and the commit, the same for
+    every row of a run; nothing is imported for them (versions come from package metadata)."""
+    now = datetime.datetime.now(datetime.timezone.utc)
     commit = _git("rev-parse", "HEAD")
     return {
         "run_id": run_id or now.strftime("%Y%m%dT%H%M%SZ"),
@@ -136,12 +193,13 @@ def collect(run_id: str | None = None) -> dict:
         "scipy_version": _version("scipy"),
         "torch_version": _version("torch"),
         "pytest_benchmark_version": _version("pytest-benchmark"),
-        "blas": blas,
-        "blas_threads": blas_threads,
-        "thread_pools": thread_pools(),
-        "torch_threads": library_threads("torch"),
-        "numba_threads": library_threads("numba"),
-        "numba_blas": numba_blas(),
         "git_commit": commit,
         "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no")) if commit else "",
     }
+
+
+def collect(run_id: str | None = None) -> dict:
+    """:func:`run_metadata` and :func:`process_metadata` together: every metadata column of a row
+    that this process measured (call after the backends are imported); what a row records of its
+    own backend comes from :meth:`kernels.Backend.describe`."""
+    return {**run_metadata(run_id), **process_metadata()}

@@ -1,7 +1,8 @@
 """History per machine: saved runs, trends, and step changes.
 
 ``python -m bench run --save`` stores a run as
-``results/<machine_id>/<run_id>-<commit>.csv`` (with its ``.json``).  For each
+``results/<machine_id>/<run_id>-<commit>.csv`` with its ``.json``
+(:func:`bench.results.save_path`).  For each
 benchmark, :func:`find_steps` looks for step changes over the saved runs by
 binary segmentation: take the split of the series that maximizes
 |log(median after / median before)|, and accept it when the comparison's own
@@ -20,13 +21,6 @@ from pathlib import Path
 import numpy as np
 
 from .compare import Entry, judge, load
-
-
-def save_path(results_dir: Path, metadata: dict) -> Path:
-    """``results_dir/<machine_id>/<run_id>-<commit[:7] or nogit>[-dirty].csv``."""
-    commit = (metadata.get("git_commit") or "nogit")[:7]
-    dirty = "-dirty" if metadata.get("git_dirty") is True else ""
-    return Path(results_dir) / metadata["machine_id"] / f"{metadata['run_id']}-{commit}{dirty}.csv"
 
 
 def machines(results_dir: Path) -> list[str]:

@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from kernels import get_backend
+from kernels import availability, get_backend
 from kernels.base import Prepared
 from kernels.reference import TOLERANCES, contract_problem, max_abs_error, reference_forward, within_tolerance
 
@@ -87,13 +87,6 @@ class TimingPolicy:
         return fit, iterations, f"rounds cut from {rounds} to {fit} by the budget of {self.budget:g} s"
 
 
-def truncate(case: Case, x: np.ndarray, steps: int) -> np.ndarray:
-    """The first ``steps`` timesteps of ``x`` (all of them when T <= steps)."""
-    if steps >= case.timesteps:
-        return x
-    return x[:, :steps] if case.spec.batch_first else x[:steps]
-
-
 def check(prepared: Prepared, case: Case, weights, x, steps: int, reference=None):
     """Run ``prepared`` on the first ``steps`` timesteps and compare to the float64 reference.
 
@@ -103,7 +96,7 @@ def check(prepared: Prepared, case: Case, weights, x, steps: int, reference=None
         dtype) and is within :data:`kernels.reference.TOLERANCES` of the spec's
         dtype, else what is wrong.
     """
-    xs = truncate(case, x, steps)
+    xs = case.spec.first_timesteps(x, steps)
     if reference is None:
         reference = reference_forward(case.spec, weights, xs)
     args = prepared.to_device(xs)
@@ -121,42 +114,56 @@ def check(prepared: Prepared, case: Case, weights, x, steps: int, reference=None
     return err, problem, elapsed, reference
 
 
-class Outcome(Exception):
-    """Raised by :func:`measure` after its row is recorded when the case was not timed."""
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """What became of one (backend, case): a value, as asv's runner returns one.
 
-    def __init__(self, status: str, reason: str):
-        super().__init__(f"{status}: {reason}")
-        self.status, self.reason = status, reason
+    Attributes:
+        status: one of :data:`bench.results.STATUSES` -- ``ok`` (timed),
+            ``unavailable``, ``over_budget``, ``mismatch`` (not timed, and why in
+            ``reason``) or ``error`` (an exception, kept in ``error`` for its traceback).
+        reason: one line; empty for ``ok`` unless the plan was cut by the budget.
+        row: the result row without run metadata (``status`` and ``reason`` included).
+        error: the exception of an ``error`` outcome, else ``None``.
+    """
+
+    status: str
+    reason: str
+    row: dict
+    error: BaseException | None = None
 
 
-def measure(benchmark, case: Case, backend_name: str, policy: TimingPolicy, inputs, reference_cache: dict) -> dict:
+def measure(benchmark, case: Case, backend_name: str, policy: TimingPolicy, inputs, reference_cache: dict) -> Outcome:
     """Check and time one backend on one case with the pytest-benchmark ``benchmark`` fixture.
 
     Args:
         benchmark: pytest-benchmark's fixture; its ``group``, ``name`` and
             ``extra_info`` are set so backends of one case sit side by side.
+        backend_name: a registered name (:func:`kernels.parse_backend_name`).
         inputs: ``(weights, x)`` of ``case.inputs()``.
         reference_cache: ``{case id: reference result}`` shared between backends.
 
     Returns:
-        The result row without run metadata.  For a case that was not timed the
-        row is attached to the :class:`Outcome` raised (``over_budget``,
-        ``unavailable``, ``mismatch``); other exceptions propagate after being
-        attached as an ``error`` row (attribute ``row``).
+        The :class:`Outcome`; every outcome carries its row, timed or not.  An
+        exception raised while checking or timing becomes an ``error`` outcome;
+        only ``KeyboardInterrupt`` and the like propagate.
     """
-    try:
-        backend = get_backend(backend_name)
-    except ImportError as exc:  # the row says so instead of vanishing
-        backend = None
-        import_error = f"cannot import: {exc}"
+    reason = availability(backend_name)
+    backend = get_backend(backend_name) if reason is None else None
     row = {"case_id": case.id, "backend": backend_name, "device": getattr(backend, "device", ""), **case.fields()}
     row.update(flops=case.spec.flops(case.timesteps, case.batch), weight_bytes=case.spec.weight_bytes())
     benchmark.group = case.id
     benchmark.extra_info.update(row)
+
+    def outcome(status, why, error=None):
+        row.update(status=status, reason=why)
+        benchmark.extra_info.update(row)
+        return Outcome(status, why, row, error)
+
+    if reason is not None:
+        return outcome("unavailable", reason)
     try:
-        reason = import_error if backend is None else backend.unavailable_reason()
-        if reason is not None:
-            raise Outcome("unavailable", reason)
+        row.update(backend.describe())
         weights, x = inputs
         prepared = backend.prepare(case.spec, weights)  # converts weights, compiles
         steps = min(policy.check_steps, case.timesteps)
@@ -165,28 +172,19 @@ def measure(benchmark, case: Case, backend_name: str, policy: TimingPolicy, inpu
         )
         row.update(max_abs_err=err, err_timesteps=steps, tolerance_ok=problem is None)
         if problem is not None:
-            raise Outcome("mismatch", problem)
-        estimate = check_s * case.timesteps / steps
-        rounds, iterations, note = policy.plan(estimate)
+            return outcome("mismatch", problem)
+        rounds, iterations, note = policy.plan(check_s * case.timesteps / steps)
         if rounds == 0:
-            raise Outcome("over_budget", note + f" (estimated from a {steps}-step run)")
+            return outcome("over_budget", note + f" (estimated from a {steps}-step run)")
         args = prepared.to_device(x)
         rounds, iterations, note = policy.plan(policy.warm_up(lambda: prepared.run(*args)))
         if rounds == 0:
-            raise Outcome("over_budget", note)
+            return outcome("over_budget", note)
         benchmark.pedantic(prepared.run, args=args, rounds=rounds, iterations=iterations, warmup_rounds=0)
-    except Outcome as outcome:
-        row.update(status=outcome.status, reason=outcome.reason)
-        outcome.row = row
-        raise
-    except Exception as exc:
-        row.update(status="error", reason=f"{type(exc).__name__}: {exc}".splitlines()[0])
-        exc.row = row
-        raise
+    except Exception as exc:  # noqa: BLE001  (any failure of a backend is this row's outcome)
+        return outcome("error", f"{type(exc).__name__}: {exc}".splitlines()[0], exc)
     stats = benchmark.stats.stats
     row.update(
-        status="ok",
-        reason=note,
         rounds=stats.rounds,
         iterations=iterations,
         median_s=stats.median,
@@ -196,5 +194,4 @@ def measure(benchmark, case: Case, backend_name: str, policy: TimingPolicy, inpu
         iqr_s=stats.iqr,
         per_step_s=stats.median / case.timesteps,
     )
-    benchmark.extra_info.update(row)
-    return row
+    return outcome("ok", note)

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .results import read_results
-from .table import _number
+from .results import number, read_results
 
 
 def _pyplot():
@@ -20,7 +19,7 @@ def _pyplot():
 
 
 def _ok(rows):
-    return [r for r in rows if r["status"] == "ok" and _number(r["per_step_s"]) is not None]
+    return [r for r in rows if r["status"] == "ok" and number(r["per_step_s"]) is not None]
 
 
 def _grid(plt, nrows, ncols, title):
@@ -91,7 +90,7 @@ def plot_file(path: str | Path) -> list[Path]:
           f"{path.name}: seconds per timestep vs hidden size (T={t_max})", "per_step_vs_hidden")
     lines("timesteps", "median_s", "hidden_size", h_max, "timesteps T", "median seconds per call",
           f"{path.name}: time vs timesteps (H={h_max})", "time_vs_timesteps")
-    if all(_number(r.get("pct_peak")) is not None for r in rows):
+    if all(number(r.get("pct_peak")) is not None for r in rows):
         lines("hidden_size", "pct_peak", "timesteps", t_max, "hidden size H", "% of this machine's GEMM peak",
               f"{path.name}: achieved FLOP/s as % of the measured GEMM peak (T={t_max})", "pct_peak_vs_hidden")
 

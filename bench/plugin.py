@@ -8,6 +8,11 @@ format, raw rounds included) by atomic replace, so an interrupted sweep
 keeps every finished row.  ``--resume FILE`` runs only the rows FILE lacks;
 ``--save`` stores the run under ``results/<machine_id>/``.  Loaded with
 ``-p bench.plugin`` (pyproject.toml's addopts).
+
+The options are :class:`bench.options.RunOptions` (declared once there, for
+this plugin and the CLI alike); each benchmark's :class:`bench.measure.Outcome`
+is recorded as a row and then reported to pytest.  The plugin keeps its state
+in ``config.stash``.
 """
 
 from __future__ import annotations
@@ -19,63 +24,40 @@ from pathlib import Path
 
 import pytest
 
-from .environment import SCHEMA_VERSION
-from .grids import GRIDS, MAX_TIME, get_grid
-from .measure import Outcome, TimingPolicy, measure
-from .results import COLUMNS, ResultFile, atomic_write_text, read_results, sidecar_path
+from .grids import GRIDS, get_grid
+from .measure import TimingPolicy, measure
+from .options import OPTIONS, RunOptions, add_options
+from .results import COLUMNS, SCHEMA_VERSION, ResultFile, atomic_write_text, read_results, save_path, sidecar_path
 
-_defaults = TimingPolicy()
+#: This plugin's state in pytest's own stash (the options are under bench.options.OPTIONS): the
+#: sweep's (case, backend) pairs, the run.
+PAIRS = pytest.StashKey[list]()
+RUN = pytest.StashKey["SweepRun | None"]()
+#: The result row of a benchmark item, for its report line.
+ROW = pytest.StashKey[dict]()
 
 
 def pytest_addoption(parser):
     group = parser.getgroup("rnn-cell-bench", "rnn-cell-bench sweeps (with --benchmark-only)")
-    group.addoption("--grid", default=None, help=f"grid to time: {', '.join(GRIDS)} (default: quick, or the grid of --resume's file)")
-    group.addoption("--backends", default=None, help="comma-separated backends (default: all registered)")
-    group.addoption("--out", default=None, help="result CSV (default: results/local/<grid>-<run id>.csv)")
-    group.addoption("--save", action="store_true", help="store the result under results/<machine_id>/<run id>-<commit>.csv (for history)")
-    group.addoption("--resume", default=None, metavar="FILE",
-                    help="complete result CSV FILE: run only the rows it lacks and rows that errored "
-                         "(grid and backends default to the file's)")
-    group.addoption("--max-time", type=float, default=None,
-                    help=f"seconds of timed rounds to aim for per benchmark (default {_defaults.max_time}; quick: {MAX_TIME['quick']})")
-    group.addoption("--min-rounds", type=int, default=_defaults.min_rounds, help="timed rounds at least, budget permitting")
-    group.addoption("--budget", type=float, default=_defaults.budget, help="seconds of timed rounds per benchmark at most")
-    group.addoption("--check-steps", type=int, default=_defaults.check_steps, help="timesteps of the accuracy check")
+    add_options(group.addoption)
 
 
-def _backend_names(config, existing: list[dict]) -> list[str]:
+def _backend_names(options: RunOptions, existing: list[dict]) -> list[str]:
     """--backends, else the backends of the file being resumed, else all registered."""
-    from kernels import BACKENDS, is_backend_name
+    from kernels import backend_names, parse_backend_list
 
-    raw = config.getoption("backends")
-    if raw is None:
-        return list(dict.fromkeys(r["backend"] for r in existing)) or list(BACKENDS)
-    names = list(dict.fromkeys(n.strip() for n in raw.split(",") if n.strip()))
-    unknown = [n for n in names if not is_backend_name(n)]
-    if unknown or not names:
-        raise pytest.UsageError(f"--backends: unknown {unknown or raw!r}; known: {', '.join(BACKENDS)}")
-    return names
-
-
-def _policy(config, grid: str) -> TimingPolicy:
-    max_time = config.getoption("max_time")
-    min_rounds = config.getoption("min_rounds")
+    if options.backends is None:
+        return list(dict.fromkeys(r["backend"] for r in existing)) or backend_names()
     try:
-        return TimingPolicy(
-            max_time=MAX_TIME.get(grid, _defaults.max_time) if max_time is None else max_time,
-            min_rounds=min_rounds,
-            max_rounds=max(_defaults.max_rounds, min_rounds),
-            budget=config.getoption("budget"),
-            check_steps=config.getoption("check_steps"),
-        )
+        return parse_backend_list(options.backends)
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
 
 
-def _resume_grid(config, rows: list[dict]) -> str:
+def _resume_grid(options: RunOptions, rows: list[dict]) -> str:
     """The grid of a file being resumed: --grid when given (checked), else the smallest grid holding all its cases."""
     ids = {r["case_id"] for r in rows}
-    named = config.getoption("grid")
+    named = options.grid
     candidates = [named] if named else sorted(GRIDS, key=lambda g: len(GRIDS[g]()))
     for name in candidates:
         if ids <= {c.id for c in get_grid(name)}:
@@ -85,45 +67,44 @@ def _resume_grid(config, rows: list[dict]) -> str:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config):
-    config._rnn_run = None
-    resume = config.getoption("resume")
+    options = config.stash.get(OPTIONS, None) or RunOptions.read(config.getoption)
+    config.stash[OPTIONS] = options
+    config.stash[RUN] = None
     existing: list[dict] = []
-    if resume:
-        if config.getoption("out") or config.getoption("save"):
+    if options.resume:
+        if options.out or options.save:
             raise pytest.UsageError("--resume: writes back to its own FILE; drop --out/--save")
         try:
-            existing = read_results(resume)
+            existing = read_results(options.resume)
         except (OSError, ValueError) as exc:
             raise pytest.UsageError(f"--resume: {exc}") from None
         if existing and existing[0]["schema_version"] != str(SCHEMA_VERSION):
-            raise pytest.UsageError(f"--resume: {resume} has schema_version {existing[0]['schema_version']}; "
+            raise pytest.UsageError(f"--resume: {options.resume} has schema_version {existing[0]['schema_version']}; "
                                     f"this code writes {SCHEMA_VERSION}, so rerun it whole")
-        grid = _resume_grid(config, existing)
+        grid = _resume_grid(options, existing)
     else:
-        grid = config.getoption("grid") or "quick"
+        grid = options.grid or "quick"
     try:
-        config._rnn_cases = get_grid(grid)
+        cases = get_grid(grid)
+        policy = options.policy(grid)
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
-    policy = _policy(config, grid)
-    config._rnn_backends = _backend_names(config, existing)
+    config.stash[PAIRS] = [(c, b) for c in cases for b in _backend_names(options, existing)]
     if not config.getoption("benchmark_only"):
         return
     run_id = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     run = SweepRun(config, run_id, policy)
-    if resume:
-        out = Path(resume)
-    elif config.getoption("save"):
-        if config.getoption("out"):
+    if options.resume:
+        out = Path(options.resume)
+    elif options.save:
+        if options.out:
             raise pytest.UsageError("--save: chooses the file name itself; drop --out")
-        from .history import save_path
-
         out = claim(save_path(Path("results"), run.metadata()), unique=True)
-    elif config.getoption("out"):
-        out = claim(Path(config.getoption("out")), unique=False)
+    elif options.out:
+        out = claim(Path(options.out), unique=False)
     else:
         out = claim(Path(f"results/local/{grid}-{run_id}.csv"), unique=True)
-    config._rnn_run = run
+    config.stash[RUN] = run
     run.open(out, [r for r in existing if r["status"] != "error"])
 
 
@@ -154,15 +135,15 @@ def claim(path: Path, unique: bool) -> Path:
 
 def pytest_generate_tests(metafunc):
     if "bench_case" in metafunc.fixturenames:
-        config = metafunc.config
-        pairs = [(c, b) for c in config._rnn_cases for b in config._rnn_backends]
+        pairs = metafunc.config.stash[PAIRS]
         metafunc.parametrize(("bench_case", "backend_name"), pairs, ids=[f"{c.id}-{b}" for c, b in pairs])
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     only = config.getoption("benchmark_only")
-    done = config._rnn_run.done if config._rnn_run is not None else set()
+    run = config.stash[RUN]
+    done = run.done if run is not None else set()
     keep, drop = [], []
     for item in items:
         names = getattr(item, "fixturenames", ())
@@ -181,22 +162,23 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def bench_run(pytestconfig):
-    run = pytestconfig._rnn_run
+    run = pytestconfig.stash[RUN]
     if run is None:
         pytest.skip("sweep benchmarks run with --benchmark-only")
     return run
 
 
 def pytest_benchmark_update_machine_info(config, machine_info):
-    if getattr(config, "_rnn_run", None) is not None:
-        machine_info["rnn_cell_bench"] = config._rnn_run.metadata()
+    run = config.stash.get(RUN, None)
+    if run is not None:
+        machine_info["rnn_cell_bench"] = run.metadata()
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
-    row = getattr(item, "_rnn_row", None)
+    row = item.stash.get(ROW, None)
     if row is not None and report.when == "call":
         report.user_properties.append(("rnn_row", row))
 
@@ -211,7 +193,7 @@ def pytest_report_teststatus(report, config):
 
 
 def pytest_terminal_summary(terminalreporter):
-    run = getattr(terminalreporter.config, "_rnn_run", None)
+    run = terminalreporter.config.stash.get(RUN, None)
     if run is None:
         return
     if not run.file.rows:
@@ -284,26 +266,27 @@ class SweepRun:
         return self._inputs[1]
 
     def record(self, item, row: dict, benchmark=None) -> None:
+        """Add ``row`` (with the run's metadata and its place against the peaks) to the CSV, and
+        ``benchmark``'s raw rounds to the sidecar when it was timed; both by atomic replace."""
         from .roofline import place
 
-        row = {**row, **self.metadata()}
+        row = {**self.metadata(), **row}
         row.update(place(row, row))
-        item._rnn_row = row
+        item.stash[ROW] = row
         if benchmark is not None:
             self.json["benchmarks"].append(benchmark.stats.as_dict(include_data=True))
             atomic_write_text(self.sidecar, json.dumps(self.json, default=str))  # params hold Case objects
         self.file.add(row)
 
     def run(self, item, benchmark, case, backend_name: str) -> None:
-        try:
-            row = measure(benchmark, case, backend_name, self.policy, self.inputs(case), self.references)
-        except Outcome as outcome:
-            self.record(item, outcome.row)
-            if outcome.status == "mismatch":
-                pytest.fail(outcome.reason, pytrace=False)
+        """Measure one benchmark, record its row whatever its outcome, and report the outcome to
+        pytest: ``ok`` passes, ``mismatch`` fails, ``unavailable`` and ``over_budget`` skip with the
+        reason, ``error`` raises its exception (so pytest shows the traceback)."""
+        outcome = measure(benchmark, case, backend_name, self.policy, self.inputs(case), self.references)
+        self.record(item, outcome.row, benchmark if outcome.status == "ok" else None)
+        if outcome.status == "mismatch":
+            pytest.fail(outcome.reason, pytrace=False)
+        if outcome.status in ("unavailable", "over_budget"):
             pytest.skip(outcome.reason)
-        except Exception as exc:
-            if hasattr(exc, "row"):
-                self.record(item, exc.row)
-            raise
-        self.record(item, row, benchmark)
+        if outcome.error is not None:
+            raise outcome.error

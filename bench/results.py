@@ -15,7 +15,9 @@ import os
 import tempfile
 from pathlib import Path
 
-from .environment import SCHEMA_VERSION
+#: Bumped whenever a result column is added, removed or changes meaning (:data:`ADDED` lists what
+#: each version added).
+SCHEMA_VERSION = 3
 
 SPEC_COLUMNS = ["mode", "input_size", "hidden_size", "num_layers", "bias", "batch_first", "bidirectional", "dtype"]
 
@@ -80,6 +82,22 @@ ADDED = {2: ["weight_bytes", "gflops", "pct_peak", "numba_threads", "peak_sgemm_
          3: ["peak_blas", "numba_blas"]}
 
 STATUSES = ("ok", "over_budget", "unavailable", "mismatch", "error")
+
+
+def number(value) -> float | None:
+    """A result cell as a float (cells are read as strings), or ``None`` for an empty or text cell."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def save_path(results_dir: Path, metadata: dict) -> Path:
+    """Where ``run --save`` stores a run, for ``history``:
+    ``results_dir/<machine_id>/<run_id>-<commit[:7] or nogit>[-dirty].csv``."""
+    commit = (metadata.get("git_commit") or "nogit")[:7]
+    dirty = "-dirty" if metadata.get("git_dirty") is True else ""
+    return Path(results_dir) / metadata["machine_id"] / f"{metadata['run_id']}-{commit}{dirty}.csv"
 
 
 def sidecar_path(csv_path: str | os.PathLike) -> Path:

@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import sys
 
-
-def _number(value) -> float | None:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
+from .results import number
 
 
 def pivot(rows: list[dict], column: str, scale: float, lower_is_better: bool = True):
@@ -18,7 +13,7 @@ def pivot(rows: list[dict], column: str, scale: float, lower_is_better: bool = T
     backends = list(dict.fromkeys(r["backend"] for r in rows))
     cases: dict[str, dict] = {}
     for r in rows:
-        value = _number(r.get(column))
+        value = number(r.get(column))
         if value is None and r.get(column) not in (None, ""):  # a text column: shown as stored
             value = str(r[column])
         elif r.get("status") != "ok":

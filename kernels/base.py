@@ -12,11 +12,17 @@ dtype in as out.  It has two levels:
   one call that is timed and returns only when the work is done (a CUDA
   backend synchronizes inside it); ``Prepared.to_host`` brings results back.
 
-Rules: never import a backend's library until the backend is used (the
-registry in :mod:`kernels` imports backend modules on demand); a backend that
-cannot run says why through :meth:`Backend.unavailable_reason` instead of
-failing; inputs are validated once in :mod:`kernels.checks` before any
-backend code runs.  A backward pass would be added as ``Prepared.backward``.
+Rules: never import a backend's library until the backend is used: the
+registry in :mod:`kernels.registry` imports backend modules on demand, and a
+backend module itself imports its library (numba, torch) only in ``prepare``
+or ``describe``, so names can be parsed and availability asked in a process
+that must not load them.  A backend that cannot run says why through
+:meth:`Backend.unavailable_reason` instead of failing; the implementation
+choices it can be forced to are its :meth:`Backend.variants`
+(``"name:variant"``); what a result row should record about it (its BLAS,
+its threads) is :meth:`Backend.describe`.  Inputs are validated once in
+:mod:`kernels.checks` before any backend code runs.  A backward pass would be
+added as ``Prepared.backward``.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ import abc
 
 import numpy as np
 
-from .checks import check_forward_args, timesteps_batch
+from .checks import check_forward_args
 from .spec import CellSpec
 
 
@@ -56,9 +62,21 @@ class Backend(abc.ABC):
     #: Where the work runs: ``"cpu"`` or ``"cuda"``.
     device: str = "cpu"
 
+    @classmethod
+    def variants(cls) -> tuple[str, ...]:
+        """The variants this backend can be forced to, as in ``"numba:fused"``; none by default.
+        The registry's name grammar (:func:`kernels.parse_backend_name`) takes them from here."""
+        return ()
+
     def unavailable_reason(self) -> str | None:
         """``None`` when the backend can run here, else why not (one line)."""
         return None
+
+    def describe(self) -> dict[str, object]:
+        """Result-row metadata about this backend as it runs here, ``{column: value}`` with
+        columns of :data:`bench.results.COLUMNS` (e.g. ``numba_blas``); empty by default.
+        Called only where the backend is available."""
+        return {}
 
     @abc.abstractmethod
     def prepare(self, spec: CellSpec, weights: dict[str, np.ndarray]) -> Prepared:
@@ -88,7 +106,7 @@ class Backend(abc.ABC):
         reason = self.unavailable_reason()
         if reason is not None:
             raise RuntimeError(f"backend {self.name!r} is unavailable: {reason}")
-        timesteps, batch = timesteps_batch(spec, x)
+        timesteps, batch = spec.timesteps_batch(x)
         if batch == 0:
             return empty_result(spec, timesteps)
         prepared = self.prepare(spec, weights)

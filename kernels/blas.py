@@ -9,11 +9,10 @@ compiled code stays cacheable: the address is not baked into it):
 * ``"openblas"``: the OpenBLAS that SciPy ships (``scipy.linalg.cython_blas``),
   the one numba's own ``np.dot`` calls.
 
-:func:`default_route` is MKL where present: on the 2-core reference machine
-it ran the per-step products of this suite 1.3-3.5x faster than SciPy's
-OpenBLAS from B = 8 up, and about as fast at B = 1 (``numba:blas@mkl``
-against ``numba:blas@openblas`` in ``results/strategies.csv``; README, "BLAS
-routes").  NumPy's own OpenBLAS is reachable only under a private library
+:func:`default_route` is MKL where present, the faster of the two for this
+suite's per-step products on the machine it was measured on (``numba:blas@mkl``
+against ``numba:blas@openblas`` in ``results/strategies.csv``; the figures
+are in the README, "BLAS routes").  NumPy's own OpenBLAS is reachable only under a private library
 name, so it is not offered as a route.
 """
 
@@ -49,7 +48,7 @@ class Route:
     packing: dict = dataclasses.field(default_factory=dict)
     #: its threads are OpenMP's, which go to sleep soon after a call (MKL in torch: GNU OpenMP), so
     #: numba's threads may take the cores between calls; OpenBLAS's own threads spin on and took
-    #: them (a ``blas`` step with rows over numba's threads: 8 ms instead of 0.1)
+    #: them (README, "BLAS routes")
     openmp: bool = False
 
     def gemm(self, dtype):

@@ -9,14 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .spec import CellSpec
+from .spec import CellSpec, check_spec
 from .weights import validate_weights
-
-
-def check_spec(spec) -> CellSpec:
-    if not isinstance(spec, CellSpec):
-        raise TypeError(f"spec: expected a kernels.CellSpec, got {type(spec).__name__}")
-    return spec
 
 
 def _check_array(name, value, spec, shape):
@@ -54,12 +48,12 @@ def check_inputs(spec: CellSpec, x, hx=None):
     valid and gives empty outputs on every backend.
     """
     _check_array("x", x, spec, None)
-    layout = "(B, T, I)" if spec.batch_first else "(T, B, I)"
+    layout = spec.input_layout
     if x.ndim != 3:
         raise ValueError(f"x: expected a 3-D array {layout}, got {x.ndim}-D shape {x.shape}")
     if x.shape[2] != spec.input_size:
         raise ValueError(f"x: expected last dimension input_size={spec.input_size} in {layout}, got shape {x.shape}")
-    batch, timesteps = (x.shape[0], x.shape[1]) if spec.batch_first else (x.shape[1], x.shape[0])
+    timesteps, batch = spec.timesteps_batch(x)
     if timesteps == 0:
         raise ValueError(f"x: expected at least one timestep in {layout}, got shape {x.shape}")
     state = spec.state_shape(batch)
@@ -83,7 +77,3 @@ def check_forward_args(spec, weights, x, hx=None):
     validate_weights(spec, weights)
     return check_inputs(spec, x, hx)
 
-
-def timesteps_batch(spec: CellSpec, x: np.ndarray) -> tuple[int, int]:
-    """(T, B) of a validated ``x``."""
-    return (x.shape[1], x.shape[0]) if spec.batch_first else (x.shape[0], x.shape[1])

@@ -1,8 +1,9 @@
 """The problem description: one frozen dataclass with PyTorch's field names.
 
 A :class:`CellSpec` knows its own weight names and shapes, input, output and
-state shapes, and FLOP count, so no other module recomputes them.  New fields
-(``proj_size``, ``dropout``, ...) are to be added with defaults.
+state shapes, its layout (where T and B sit, ``batch_first`` or not), and its
+FLOP count, so no other module recomputes them.  New fields (``proj_size``,
+``dropout``, ...) are to be added with defaults.
 """
 
 from __future__ import annotations
@@ -16,6 +17,17 @@ import numpy as np
 GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
 MODES = tuple(GATES)
 DTYPES = ("float32", "float64")
+
+
+def check_spec(spec) -> "CellSpec":
+    """``spec`` itself when it is a :class:`CellSpec`.
+
+    Raises:
+        TypeError: anything else (a dict of fields, a mode string, ...).
+    """
+    if not isinstance(spec, CellSpec):
+        raise TypeError(f"spec: expected a kernels.CellSpec, got {type(spec).__name__}")
+    return spec
 
 
 def _check_size(name, value, minimum=1):
@@ -120,6 +132,28 @@ class CellSpec:
     def state_shape(self, batch: int) -> tuple[int, int, int]:
         """Shape of ``h0``/``h_n`` (and ``c0``/``c_n``): (D*L, B, H), whatever ``batch_first``."""
         return (self.num_directions * self.num_layers, batch, self.hidden_size)
+
+    # --- layout: the one place that knows where T and B sit -----------
+    @property
+    def input_layout(self) -> str:
+        """``"(B, T, I)"`` when ``batch_first``, else ``"(T, B, I)"``: for messages."""
+        return "(B, T, I)" if self.batch_first else "(T, B, I)"
+
+    def timesteps_batch(self, x) -> tuple[int, int]:
+        """(T, B) of a 3-D ``x`` (or ``output``) in this spec's layout."""
+        return (x.shape[1], x.shape[0]) if self.batch_first else (x.shape[0], x.shape[1])
+
+    def time_major(self, a):
+        """A (T, B, F) view of ``a``, given in this spec's layout ((B, T, F) when ``batch_first``)."""
+        return a.transpose(1, 0, 2) if self.batch_first else a
+
+    def from_time_major(self, a):
+        """The inverse of :meth:`time_major`: a (T, B, F) array as a view in this spec's layout."""
+        return a.transpose(1, 0, 2) if self.batch_first else a
+
+    def first_timesteps(self, x, steps: int):
+        """A view of the first ``steps`` timesteps of ``x`` (all of ``x`` when T <= ``steps``)."""
+        return self.from_time_major(self.time_major(x)[:steps])
 
     # --- cost model ----------------------------------------------------
     def flops(self, timesteps: int, batch: int) -> int:

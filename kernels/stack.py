@@ -50,7 +50,7 @@ class StackPrepared(Prepared):
 
     def to_device(self, x, h0=None, c0=None):
         spec = self.spec
-        batch = x.shape[0] if spec.batch_first else x.shape[1]
+        _, batch = spec.timesteps_batch(x)
         if h0 is None:
             h0 = np.zeros(spec.state_shape(batch), spec.dtype)
         if spec.mode == "lstm" and c0 is None:
@@ -59,7 +59,7 @@ class StackPrepared(Prepared):
 
     def run(self, x, h0, c0):
         spec = self.spec
-        layer_input = x.transpose(1, 0, 2) if spec.batch_first else x
+        layer_input = spec.time_major(x)
         h_n = np.empty_like(h0)
         c_n = np.empty_like(c0) if c0 is not None else None
         for layer in range(spec.num_layers):
@@ -73,8 +73,7 @@ class StackPrepared(Prepared):
                     c_n[k] = c_last
                 outputs.append(out)
             layer_input = outputs[0] if len(outputs) == 1 else np.concatenate(outputs, axis=2)
-        output = layer_input.transpose(1, 0, 2) if spec.batch_first else layer_input
-        return output, h_n, c_n
+        return spec.from_time_major(layer_input), h_n, c_n
 
     def to_host(self, result):
         output, h_n, c_n = result

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .spec import CellSpec
+from .spec import CellSpec, check_spec
 
 
 def init_weights(spec: CellSpec, seed: int = 0) -> dict[str, np.ndarray]:
@@ -19,8 +19,6 @@ def init_weights(spec: CellSpec, seed: int = 0) -> dict[str, np.ndarray]:
         ``{name: array}`` in ``state_dict`` order; shapes from
         :meth:`CellSpec.weight_shapes`, dtype ``spec.dtype``, C-contiguous.
     """
-    from .checks import check_spec
-
     check_spec(spec)
     rng = np.random.default_rng(seed)
     k = 1.0 / np.sqrt(spec.hidden_size)
@@ -38,8 +36,6 @@ def validate_weights(spec: CellSpec, weights) -> None:
             or its dtype is not ``spec.dtype``.
         ValueError: names missing or extra, or a shape that differs.
     """
-    from .checks import check_spec
-
     check_spec(spec)
     if not hasattr(weights, "keys"):
         raise TypeError(f"weights: expected a mapping of state_dict names to arrays, got {type(weights).__name__}")

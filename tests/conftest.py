@@ -3,21 +3,18 @@
 import numpy as np
 import pytest
 
-from kernels import BACKENDS, VARIANTS, get_backend
+from kernels import availability, backend_names, get_backend
+from kernels.blas import ROUTE_NAMES
 
-#: Every backend, and every forced strategy of those that have several: each path is tested explicitly.
-ALL_PATHS = list(BACKENDS) + [f"{b}:{v}" for b, vs in VARIANTS.items() for v in vs]
-
-
-def _unavailable(name):
-    try:
-        return get_backend(name).unavailable_reason()
-    except ImportError as exc:
-        return f"cannot import: {exc}"
-
+#: Each distinct code path once: every backend without variants; numba's ``parallel`` (no BLAS) and
+#: ``fused`` (its one BLAS call, the projection, on the default route), and ``blas`` once per BLAS
+#: route, since every product goes through the route.  Plain ``numba`` runs one of these, chosen per
+#: size; tests/test_numba_strategies.py checks that choice.
+ALL_PATHS = [n for n in backend_names() if n != "numba"] + [
+    "numba:parallel", "numba:fused", *(f"numba:blas@{route}" for route in ROUTE_NAMES)]
 
 #: ``{path: None or why it cannot run here}``, per path: a forced BLAS route may be absent alone.
-AVAILABILITY = {name: _unavailable(name) for name in ALL_PATHS}
+AVAILABILITY = {name: availability(name) for name in ALL_PATHS}
 
 
 @pytest.fixture(params=ALL_PATHS)

@@ -7,7 +7,6 @@ import sys
 import numpy as np
 import pytest
 
-from bench import environment
 from bench.roofline import measure_peaks
 from kernels import CellSpec, blas, get_backend
 from kernels.numba_backend import NumbaBackend
@@ -57,18 +56,41 @@ def test_unknown_routes_and_strategies_are_refused_by_name():
         NumbaBackend("blas@turbo")
     with pytest.raises(ValueError, match="variant: expected"):
         NumbaBackend("turbo@mkl")
+    with pytest.raises(ValueError, match="variant: expected"):
+        NumbaBackend("parallel@mkl")  # calls no BLAS: no route to force
     with pytest.raises(ValueError, match="backend: unknown name 'numba:fused@turbo'"):
         get_backend("numba:fused@turbo")
 
 
-def test_peaks_name_the_blas_behind_them_and_runs_record_numbas_route():
+def test_the_name_grammar_is_the_backends_own_variants():
+    """Every variant NumbaBackend accepts is a registered name, and nothing else is."""
+    from kernels import backend_names, parse_backend_name
+
+    forced = [n for n in backend_names(variants=True) if n.startswith("numba:")]
+    assert "numba:fused@mkl" in forced and "numba:blas@openblas" in forced
+    for name in forced:
+        assert get_backend(name).name == name == str(parse_backend_name(name))
+    assert sorted(n.partition(":")[2] for n in forced) == sorted(NumbaBackend.variants())
+
+
+def test_peaks_name_the_blas_behind_them():
     peaks = measure_peaks(n=64, copy_mib=1)
     assert peaks["peak_sgemm_gflops"] > 0 and peaks["peak_dgemm_gflops"] > 0 and peaks["mem_bandwidth_gbs"] > 0
     f32, f64 = peaks["peak_blas"].split(", ")
     assert f32.split()[0] == "float32" and f32.split()[1] in ["numpy", *ROUTES]
     assert f64.split()[0] == "float64" and f64.split()[1] in ["numpy", *ROUTES]
-    get_backend("numba")
-    assert environment.collect()["numba_blas"] == blas.default_route().description
+
+
+@pytest.mark.parametrize("name", ROUTES)
+def test_a_row_records_the_route_its_backend_calls(name):
+    """A forced route shows in the row's ``numba_blas`` with the library that serves it and its
+    threads; ``parallel`` calls no BLAS and records none; other backends record no numba route."""
+    library = {"mkl": "(torch)", "openblas": "(scipy)"}[name]
+    for variant in (f"numba:blas@{name}", f"numba:fused@{name}"):
+        described = get_backend(variant).describe()["numba_blas"]
+        assert described.startswith(name) and library in described and "threads" in described, described
+    assert get_backend("numba:parallel").describe() == {"numba_blas": ""}
+    assert "numba_blas" not in get_backend("numpy").describe()
 
 
 def test_blas_arguments_outlive_the_call(tmp_path):

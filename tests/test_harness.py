@@ -14,7 +14,7 @@ import pytest
 
 import kernels
 from bench.grids import GRIDS, Case, get_grid
-from bench.measure import MIN_USEFUL_ROUNDS, Outcome, TimingPolicy, measure
+from bench.measure import MIN_USEFUL_ROUNDS, TimingPolicy, measure
 from bench.results import COLUMNS, ResultFile, read_results
 from kernels import CellSpec
 from kernels.numpy_backend import NumpyBackend
@@ -31,13 +31,18 @@ def test_grid_ids_are_unique_and_readable():
     assert Case(spec, 10, 1).id == "rnn_tanh-T10-B1-I5-H8-L3-bi-bf-nobias-float64"
 
 
-def test_default_grid_is_the_issue_grid():
-    cases = get_grid("default")
-    assert len(cases) == 4 * 4 * 4 * 2
-    assert {c.timesteps for c in cases} == {1, 10, 100, 1000}
-    assert {c.spec.hidden_size for c in cases} == {8, 64, 256, 1024}
-    assert {c.batch for c in cases} == {1, 64}
-    assert all(c.spec.input_size == c.spec.hidden_size and c.spec.dtype == "float32" for c in cases)
+def test_every_grid_doc_line_names_its_case_count_or_sizes():
+    """``bench grids`` prints each grid's doc line: the sizes it names are the sizes it has."""
+    import re
+
+    for name, make in GRIDS.items():
+        doc = make.__doc__.strip().splitlines()[0]
+        cases = make()
+        for letter, values in (("T", {c.timesteps for c in cases}), ("H", {c.spec.hidden_size for c in cases}),
+                               ("B", {c.batch for c in cases})):
+            named = re.search(rf"\b{letter} in \{{([\d, ]+)\}}", doc)
+            if named:
+                assert {int(v) for v in named.group(1).split(",")} == values, (name, letter)
 
 
 def test_deepbench_grid_reads_the_workload_file():
@@ -65,7 +70,14 @@ def test_timing_plan(call_s, expected):
     rounds, iterations, note = TimingPolicy().plan(call_s)
     assert (rounds, iterations) == expected
     assert ("budget" in note) == (call_s >= 5.0)
-    assert MIN_USEFUL_ROUNDS == 3
+
+
+def test_a_case_is_timed_exactly_when_its_useful_rounds_fit_the_budget():
+    policy = TimingPolicy(budget=1.0)
+    fits, _, _ = policy.plan(1.0 / MIN_USEFUL_ROUNDS)
+    assert fits == MIN_USEFUL_ROUNDS
+    short, _, note = policy.plan(1.0 / MIN_USEFUL_ROUNDS * 1.01)
+    assert short == 0 and "exceed the budget" in note
 
 
 def test_result_file_is_complete_after_every_row(tmp_path):
@@ -114,15 +126,18 @@ class WrongBackend(NumpyBackend):
         return prepared
 
 
+def register_wrong(monkeypatch):
+    """Register :class:`WrongBackend` as ``"wrong"``, for this test only."""
+    monkeypatch.setitem(kernels.BACKENDS, "wrong", ("tests.test_harness", "WrongBackend", ()))
+
+
 def test_a_wrong_backend_is_reported_and_not_timed(monkeypatch):
-    monkeypatch.setitem(kernels._instances, "wrong", WrongBackend())
-    monkeypatch.setitem(kernels.BACKENDS, "wrong", None)
+    register_wrong(monkeypatch)
     case = Case(CellSpec("rnn_tanh", 3, 4), 5, 2)
     bench = FakeBenchmark()
-    with pytest.raises(Outcome) as info:
-        measure(bench, case, "wrong", TimingPolicy(), case.inputs(), {})
-    row = info.value.row
-    assert row["status"] == "mismatch" and "beyond rtol" in row["reason"]
+    outcome = measure(bench, case, "wrong", TimingPolicy(), case.inputs(), {})
+    row = outcome.row
+    assert outcome.status == row["status"] == "mismatch" and "beyond rtol" in row["reason"] == outcome.reason
     assert row["max_abs_err"] == pytest.approx(1e-3, rel=1e-3) and row["tolerance_ok"] is False
     assert bench.calls == 0
 
@@ -130,10 +145,25 @@ def test_a_wrong_backend_is_reported_and_not_timed(monkeypatch):
 def test_an_over_budget_case_is_reported_and_not_timed():
     case = Case(CellSpec("gru", 3, 4), 50, 2)
     bench = FakeBenchmark()
-    with pytest.raises(Outcome) as info:
-        measure(bench, case, "numpy", TimingPolicy(budget=1e-9), case.inputs(), {})
-    assert info.value.row["status"] == "over_budget" and "exceed the budget" in info.value.row["reason"]
+    outcome = measure(bench, case, "numpy", TimingPolicy(budget=1e-9), case.inputs(), {})
+    assert outcome.row["status"] == "over_budget" and "exceed the budget" in outcome.row["reason"]
     assert bench.calls == 0
+
+
+class BrokenBackend(NumpyBackend):
+    name = "broken"
+
+    def prepare(self, spec, weights):
+        raise ZeroDivisionError("deep inside a kernel")
+
+
+def test_an_exception_is_an_error_outcome_with_its_row(monkeypatch):
+    monkeypatch.setitem(kernels.BACKENDS, "broken", ("tests.test_harness", "BrokenBackend", ()))
+    case = Case(CellSpec("gru", 3, 4), 5, 2)
+    outcome = measure(FakeBenchmark(), case, "broken", TimingPolicy(), case.inputs(), {})
+    assert outcome.status == outcome.row["status"] == "error"
+    assert outcome.reason == "ZeroDivisionError: deep inside a kernel" and isinstance(outcome.error, ZeroDivisionError)
+    assert outcome.row["case_id"] == case.id and outcome.row["flops"] == case.spec.flops(5, 2)
 
 
 def run_cli(*args, timeout=300, **kwargs):
@@ -208,10 +238,16 @@ def test_cli_rejects_bad_arguments(tmp_path):
     assert proc.returncode != 0 and "--out: expected a path to a .csv file" in proc.stdout + proc.stderr
 
 
-def test_cli_check_reports_errors():
-    proc = run_cli("check", "--grid", "seed", "--backends", "numpy,numba,torch_cpu")
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "all within tolerance" in proc.stdout and "lstm-T10-B1-I5-H8-float32" in proc.stdout
+def test_cli_check_reports_errors(monkeypatch, capsys):
+    from bench.__main__ import main
+
+    assert main(["check", "--grid", "seed", "--backends", "numpy,numba,torch_cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "all within tolerance" in out and "lstm-T10-B1-I5-H8-float32" in out
+    register_wrong(monkeypatch)
+    assert main(["check", "--grid", "smoke", "--backends", "numpy,wrong"]) == 1
+    out = capsys.readouterr().out
+    assert "2 beyond tolerance" in out and out.count("FAIL: max abs error") == 2
 
 
 def test_interrupted_sweep_keeps_finished_rows(tmp_path):
@@ -315,9 +351,8 @@ def test_check_catches_broken_output_contract():
 def test_a_backend_that_cannot_be_imported_still_gets_a_row(monkeypatch):
     monkeypatch.setitem(kernels.BACKENDS, "ghost", ("kernels.no_such_module", "X", ()))
     case = Case(CellSpec("rnn_tanh", 3, 4), 5, 2)
-    with pytest.raises(Outcome) as info:
-        measure(FakeBenchmark(), case, "ghost", TimingPolicy(), case.inputs(), {})
-    assert info.value.row["status"] == "unavailable" and "cannot import" in info.value.row["reason"]
+    outcome = measure(FakeBenchmark(), case, "ghost", TimingPolicy(), case.inputs(), {})
+    assert outcome.row["status"] == "unavailable" and "cannot import" in outcome.row["reason"]
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,8 @@
 """The numba backend's strategies: the selection rule, forcing, determinism.
 
 (Every strategy also runs the whole equivalence matrix: tests/conftest.py's
-``backend`` fixture includes ``numba:blas``, ``numba:fused`` and ``numba:parallel``.)
+``backend`` fixture includes ``numba:parallel``, ``numba:fused`` and
+``numba:blas`` on each BLAS route.)
 """
 
 import numpy as np
@@ -32,6 +33,21 @@ def test_forcing_a_strategy_by_name():
         get_backend("numba:turbo")
     with pytest.raises(ValueError, match="backend: unknown name 'numpy:fused'"):
         get_backend("numpy:fused")
+
+
+@pytest.mark.parametrize("hidden, batch", [(8, 3), (64, 64), (256, 1)])
+def test_plain_numba_runs_the_strategy_the_rule_chooses(hidden, batch):
+    """``numba`` (auto) gives the very bits of the strategy :func:`choose_strategy` names, and not
+    those of every other strategy: it dispatches by the rule.  (The forced strategies, not plain
+    ``numba``, run the equivalence matrix.)"""
+    spec = CellSpec("gru", 5, hidden)
+    weights = init_weights(spec)
+    x, hx = make_inputs(spec, 4, batch, True)
+    auto = get_backend("numba").forward(spec, weights, x, hx)[0]
+    chosen = choose_strategy(spec, batch)
+    np.testing.assert_array_equal(auto, get_backend(f"numba:{chosen}").forward(spec, weights, x, hx)[0])
+    others = [get_backend(f"numba:{s}").forward(spec, weights, x, hx)[0] for s in STRATEGIES if s != chosen]
+    assert any(not np.array_equal(auto, o) for o in others), "strategies agree bitwise here: the test proves nothing"
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)

@@ -47,6 +47,30 @@ def test_available_backends_gives_every_name_and_reasons():
         assert reason is None or (isinstance(reason, str) and reason)
 
 
+def test_parsing_names_and_asking_numba_loads_neither_numba_nor_torch():
+    """The parent of isolated workers must not load backend libraries just to read --backends."""
+    import subprocess
+    import sys
+
+    script = ("import sys, kernels\n"
+              "kernels.parse_backend_list('numpy,numba:blas@mkl,numba:fused@openblas,torch_cpu')\n"
+              "assert kernels.availability('numba:parallel') is None\n"
+              "print(sorted(m for m in ('numba', 'torch') if m in sys.modules))\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
+def test_a_backend_whose_module_fails_to_import_is_unavailable_with_the_reason(monkeypatch):
+    from kernels import availability, registry
+
+    monkeypatch.setitem(registry.BACKENDS, "ghost", ("kernels.no_such_module", "Ghost", ()))
+    assert availability("ghost").startswith("cannot import: No module named 'kernels.no_such_module'")
+    assert available_backends(["numpy", "ghost"])["numpy"] is None
+    with pytest.raises(ValueError, match="backend: unknown name 'ghost:fast'"):
+        availability("ghost:fast")  # declares no variants: it could not be imported to declare any
+
+
 def test_cuda_reason_when_no_gpu():
     torch = pytest.importorskip("torch")
     reason = available_backends()["torch_cuda"]

@@ -1,0 +1,92 @@
+"""The options of a timed run, declared once.
+
+:class:`RunOptions` is the table: each field is one option, with its flag
+(``max_time`` -> ``--max-time``) and help in the field's metadata.  The CLI's
+``run`` (argparse) and the pytest plugin (``pytest --benchmark-only``) both
+add them from here with :func:`add_options` and read them back into a
+``RunOptions``; ``None`` means "not given", and :meth:`RunOptions.policy`
+fills in the defaults.  The CLI hands its parsed options to the plugin with
+:class:`GivenOptions`, not as command-line text.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from .grids import GRIDS, MAX_TIME
+from .measure import TimingPolicy
+
+_DEFAULTS = TimingPolicy()
+
+
+def _option(help: str, **argparse_kwargs):
+    return dataclasses.field(default=argparse_kwargs.pop("default", None), metadata={"help": help, **argparse_kwargs})
+
+
+@dataclasses.dataclass(frozen=True)
+class RunOptions:
+    """One timed run's options, as given (``None``: not given)."""
+
+    grid: str | None = _option(f"named grid: {', '.join(GRIDS)} (default: quick, or the grid of --resume's file)",
+                               choices=list(GRIDS))
+    backends: str | None = _option("comma-separated backends (default: every registered one); 'numba:<variant>' "
+                                   "forces a strategy and BLAS route, e.g. numba:fused, numba:blas@openblas")
+    out: str | None = _option("result CSV (default: results/local/<grid>-<run id>.csv)")
+    save: bool = _option("store the result under results/<machine_id>/<run id>-<commit>.csv (for history)",
+                         default=False, action="store_true")
+    resume: str | None = _option("complete result CSV FILE: run only the rows it lacks and rows that errored "
+                                 "(grid and backends default to the file's)", metavar="FILE")
+    max_time: float | None = _option(f"seconds of timed rounds to aim for per benchmark (default {_DEFAULTS.max_time}; "
+                                     f"{', '.join(f'{g}: {t}' for g, t in MAX_TIME.items())})", type=float)
+    min_rounds: int | None = _option(f"timed rounds at least, budget permitting (default {_DEFAULTS.min_rounds})",
+                                     type=int)
+    budget: float | None = _option(f"seconds of timed rounds per benchmark at most (default {_DEFAULTS.budget})",
+                                   type=float)
+    check_steps: int | None = _option(f"timesteps of the accuracy check (default {_DEFAULTS.check_steps})", type=int)
+
+    @classmethod
+    def read(cls, get) -> "RunOptions":
+        """The options from ``get(name)``: ``vars(args).get`` for argparse, ``config.getoption`` for pytest."""
+        return cls(**{f.name: get(f.name) for f in dataclasses.fields(cls)})
+
+    def policy(self, grid: str) -> TimingPolicy:
+        """The timing policy of these options for ``grid``: given values, else the defaults
+        (``max_time`` from :data:`bench.grids.MAX_TIME` for small grids).
+
+        Raises:
+            ValueError: a value out of range, naming its option (:class:`TimingPolicy`).
+        """
+        min_rounds = _DEFAULTS.min_rounds if self.min_rounds is None else self.min_rounds
+        return TimingPolicy(
+            max_time=MAX_TIME.get(grid, _DEFAULTS.max_time) if self.max_time is None else self.max_time,
+            min_rounds=min_rounds,
+            max_rounds=max(_DEFAULTS.max_rounds, min_rounds),
+            budget=_DEFAULTS.budget if self.budget is None else self.budget,
+            check_steps=_DEFAULTS.check_steps if self.check_steps is None else self.check_steps,
+        )
+
+
+def add_options(add) -> None:
+    """Declare every :class:`RunOptions` field through ``add(flag, dest=..., help=..., ...)``:
+    argparse's ``add_argument`` or pytest's ``addoption``, which take the same arguments."""
+    for f in dataclasses.fields(RunOptions):
+        add(f"--{f.name.replace('_', '-')}", dest=f.name, default=f.default, **f.metadata)
+
+
+#: Where the plugin keeps the run's :class:`RunOptions` in pytest's stash.
+OPTIONS = pytest.StashKey[RunOptions]()
+
+
+class GivenOptions:
+    """A pytest plugin object that hands options parsed elsewhere (the CLI's ``run``) to
+    bench.plugin in place of its flags: ``pytest.main(argv, plugins=[GivenOptions(options)])``.
+    It stores them before any ``pytest_configure`` runs."""
+
+    def __init__(self, options: RunOptions):
+        self.options = options
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_cmdline_main(self, config):
+        config.stash[OPTIONS] = self.options

@@ -1,0 +1,315 @@
+"""The numba backend's compiled kernels: one layer, one direction, three strategies.
+
+What each strategy does and when it is chosen is in :mod:`kernels.numba_backend`;
+this module holds only the ``@njit`` code and the argument record the kernels
+take, so that importing the backend's name, variants and availability never
+loads numba.  Every function is compiled once per signature and cached on
+disk.
+
+float32 activations use a rational approximation of tanh (Eigen's
+``generic_fast_tanh_float``: max abs error 4e-7 on [-10, 10], measured against
+float64 tanh; tests/test_numba_strategies.py holds it to that) that is plain
+arithmetic and vectorizes; sigmoid(v) = 0.5 + 0.5*tanh(v/2).  float64 uses
+libm's tanh.  NaN propagates: the clamp is written with comparisons that NaN
+fails.
+
+Each choice made for LLVM's vectorizer below was kept because it measured
+faster; the figures are in the README ("Numba strategies").
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numba
+import numpy as np
+from numba.core import types
+from numba.extending import overload
+
+#: The cell as the kernels' ``mode`` argument: compile-time constants inside the kernels.
+RNN_TANH, RNN_RELU, LSTM, GRU = 0, 1, 2, 3
+MODE_CODES = {"rnn_tanh": RNN_TANH, "rnn_relu": RNN_RELU, "lstm": LSTM, "gru": GRU}
+
+
+class BlasArgs(NamedTuple):
+    """What a kernel needs of the BLAS (:mod:`kernels.blas`), as one argument.
+
+    ``gemm``: ``?gemm_``; ``compute``: ``?gemm_compute_``, or ``?gemm_`` where the BLAS cannot
+    pack; ``packed``: W_hh^T as packed by :meth:`kernels.blas.Route.pack`, or empty (then
+    ``gemm`` is called); ``row_threads``: whether the rows' updates may be spread over numba's
+    threads between BLAS calls (the BLAS's own threads leave the cores: ``Route.openmp``);
+    ``chars`` (2,) uint8, ``dims`` (3,) int32, ``scalars`` (2,) of the dtype: scratch for the
+    BLAS's by-pointer arguments, owned by the Python caller (arrays made inside a kernel would be
+    freed by numba after their last use there -- before the BLAS reads them).
+    """
+
+    gemm: object
+    compute: object
+    packed: np.ndarray
+    row_threads: bool
+    chars: np.ndarray
+    dims: np.ndarray
+    scalars: np.ndarray
+
+_A = (4.89352455891786e-03, 6.37261928875436e-04, 1.48572235717979e-05, 5.12229709037114e-08,
+      -8.60467152213735e-11, 2.00018790482477e-13, -2.76076847742355e-16)
+_B = (4.89352518554385e-03, 2.26843463243900e-03, 1.18534705686654e-04, 1.19825839466702e-06)
+_CLAMP = 7.90531110763549805
+#: Only contraction into fused multiply-adds: no flag that assumes NaN or Inf away.
+FASTMATH = {"contract"}
+
+
+def act_tanh(v):
+    """tanh in the precision of ``v``: the rational approximation for float32, libm for float64."""
+    return math.tanh(v)
+
+
+@overload(act_tanh, jit_options={"cache": True, "error_model": "numpy"})
+def _act_tanh(v):
+    if isinstance(v, types.Float) and v.bitwidth == 32:
+        a = tuple(np.float32(c) for c in _A)
+        b = tuple(np.float32(c) for c in _B)
+        clamp = np.float32(_CLAMP)
+        one = np.float32(1.0)
+
+        def impl(v):  # Eigen's rational approximation, in float32 constants
+            v2 = v * v
+            p = ((((((a[6] * v2 + a[5]) * v2 + a[4]) * v2 + a[3]) * v2 + a[2]) * v2 + a[1]) * v2 + a[0])
+            q = (((b[3] * v2 + b[2]) * v2 + b[1]) * v2 + b[0])
+            r = v * p / q
+            # saturate exactly, as tanh does in float32 beyond the clamp (|error| < 3e-7 there), so that
+            # sigmoid(-inf) is 0 and r * inf gives NaN where torch does; NaN fails both tests and stays.
+            # Selects, not branches: the loop around stays vectorizable.
+            r = one if v > clamp else r
+            return -one if v < -clamp else r
+
+        return impl
+    return lambda v: math.tanh(v)
+
+
+#: Options of every kernel function.  ``error_model="numpy"``: a float division by zero gives inf or
+#: NaN as in NumPy instead of a Python exception; the check for that exception is a branch in every
+#: loop with a division, which kept the float32 tanh from vectorizing.
+JIT = {"cache": True, "fastmath": FASTMATH, "error_model": "numpy"}
+
+
+@numba.njit(inline="always", **JIT)
+def _sigmoid(v):
+    half = type(v)(0.5)
+    return half + half * act_tanh(half * v)
+
+
+@numba.njit(inline="always", **JIT)
+def _update(mode, ax, ax3, ah3, r, h, c, b):
+    """Row ``r`` of a block, batch row ``b``: its state update in place, as in the PyTorch docs'
+    equations for nn.RNN, nn.LSTM and nn.GRU.  ``ax`` (R, G*H) and ``ax3`` (R, G, H), two views of
+    one buffer: the gate pre-activations, both products and both biases, except for GRU, where
+    they hold x W_ih^T + b_ih and ``ah3`` (R, G, H) holds h W_hh^T + b_hh (b_hn stays inside
+    r * (...)).  ``ax`` is overwritten; ``h``, ``c`` (B, H).
+
+    Written for LLVM's vectorizer: a gate is indexed as ``ax3[r, gate, j]``, not
+    ``ax[r, 2 * H + j]`` (numba's negative-index check would stay in the loop) and not through a
+    view per gate (views made in one branch of ``mode`` cost reference counting on every step)."""
+    hidden = h.shape[1]
+    if mode == RNN_TANH:
+        for j in range(hidden):
+            h[b, j] = act_tanh(ax[r, j])
+    elif mode == RNN_RELU:
+        for j in range(hidden):
+            v = ax[r, j]
+            h[b, j] = type(v)(0.0) if v < 0.0 else v  # NaN stays NaN, as torch.relu
+    elif mode == LSTM:  # gates in PyTorch's order i, f, g, o
+        # all four activations in one loop over the 4H columns: sigmoid(v) = 0.5 * tanh(0.5 * v) + 0.5
+        # and tanh(v) = 1 * tanh(1 * v) + 0 (exactly), chosen by column; one loop of 4H instead of four
+        # of H keeps small H on the vector path (a loop of 8 runs scalar)
+        for j in range(4 * hidden):
+            v = ax[r, j]
+            s = type(v)(1.0) if (j >= 2 * hidden) and (j < 3 * hidden) else type(v)(0.5)
+            ax[r, j] = s * act_tanh(s * v) + (type(v)(1.0) - s)
+        for j in range(hidden):
+            cj = ax3[r, 1, j] * c[b, j] + ax3[r, 0, j] * ax3[r, 2, j]
+            c[b, j] = cj
+            h[b, j] = ax3[r, 3, j] * act_tanh(cj)
+    else:  # GRU: r, z, n
+        for j in range(hidden):
+            ax3[r, 0, j] = _sigmoid(ax3[r, 0, j] + ah3[r, 0, j])
+        for j in range(hidden):
+            ax3[r, 1, j] = _sigmoid(ax3[r, 1, j] + ah3[r, 1, j])
+        for j in range(hidden):
+            n = act_tanh(ax3[r, 2, j] + ax3[r, 0, j] * ah3[r, 2, j])
+            h[b, j] = n + ax3[r, 1, j] * (h[b, j] - n)  # (1 - z) * n + z * h, as ATen's GRU cell writes it
+
+
+@numba.njit(inline="always", **JIT)
+def _accumulate(acc, v, w, rows):
+    """``acc[:rows] += v[:rows] @ w`` for ``acc`` (R, N), ``v`` (R, K), ``w`` (K, N) C-contiguous.
+
+    k runs in chunks of 4, in the order of the plain sum: each row of ``acc`` is loaded and stored
+    once per 4 multiply-adds (the plain loop stores after every one and was store-bound), and the
+    4 rows of ``w`` stay in L1 while every row of the block uses them.  The inner loop runs over
+    N with no reduction, so it vectorizes without reassociation."""
+    depth, width = w.shape
+    k = 0
+    while k + 4 <= depth:
+        for r in range(rows):
+            v0, v1, v2, v3 = v[r, k], v[r, k + 1], v[r, k + 2], v[r, k + 3]
+            for j in range(width):
+                acc[r, j] = acc[r, j] + v0 * w[k, j] + v1 * w[k + 1, j] + v2 * w[k + 2, j] + v3 * w[k + 3, j]
+        k += 4
+    while k < depth:
+        for r in range(rows):
+            vk = v[r, k]
+            for j in range(width):
+                acc[r, j] += vk * w[k, j]
+        k += 1
+
+
+@numba.njit(inline="always", **JIT)
+def _gemm(blas, packed, a, b, out, beta):
+    """``out = a @ b + beta * out`` through ``blas`` (:class:`BlasArgs`), for C-contiguous ``a``
+    (M, K), ``b`` (K, N), ``out`` (M, N) of one dtype: the column-major ``out^T = b^T a^T``.
+    ``packed``: ``b`` as packed by :meth:`kernels.blas.Route.pack` (then ``?gemm_compute_`` is
+    called), or empty (then ``?gemm_``)."""
+    chars, dims, scalars = blas.chars, blas.dims, blas.scalars
+    m, k = a.shape
+    n = b.shape[1]
+    if m == 0 or n == 0 or k == 0:  # BLAS rejects a leading dimension of 0
+        if beta == 0:
+            out[:] = 0
+        return
+    chars[0], chars[1] = (80 if packed.size else 78), 78  # 'P' (packed) or 'N', then 'N'
+    dims[0], dims[1], dims[2] = n, m, k
+    scalars[0], scalars[1] = 1, beta
+    if packed.size:
+        blas.compute(chars[0:].ctypes.data, chars[1:].ctypes.data, dims[0:].ctypes.data, dims[1:].ctypes.data,
+                     dims[2:].ctypes.data, packed.ctypes.data, dims[0:].ctypes.data, a.ctypes.data,
+                     dims[2:].ctypes.data, scalars[1:].ctypes.data, out.ctypes.data, dims[0:].ctypes.data,
+                     dims.ctypes.data)  # 13th: ignored
+    else:
+        blas.gemm(chars[1:].ctypes.data, chars[1:].ctypes.data, dims[0:].ctypes.data, dims[1:].ctypes.data,
+                  dims[2:].ctypes.data, scalars.ctypes.data, b.ctypes.data, dims[0:].ctypes.data, a.ctypes.data,
+                  dims[2:].ctypes.data, scalars[1:].ctypes.data, out.ctypes.data, dims[0:].ctypes.data)
+
+
+@numba.njit(inline="always", **JIT)
+def _project(blas, x, w_ih_t):
+    """All timesteps' input projection in one product: (T, B, I) -> (T, B, G*H), without the
+    bias, which is added step by step where the step's rows are in cache."""
+    steps, batch, features = x.shape
+    proj = np.empty((steps * batch, w_ih_t.shape[1]), x.dtype)
+    unpacked = x[0, 0, :0]  # an empty array of the dtype: w_ih_t is not packed
+    _gemm(blas, unpacked, x.reshape(steps * batch, features), w_ih_t, proj, 0)
+    return proj.reshape(steps, batch, w_ih_t.shape[1])
+
+
+@numba.njit(inline="always", **JIT)
+def _finish_row(mode, proj, proj4, hh, hh3, bx, bh, h, c, out, t, b):
+    """Batch row ``b`` of step ``t`` after the step's product: biases, gates, output.  ``proj``
+    (T, B, G*H) and ``proj4`` (T, B, G, H): two views of the step's pre-activations."""
+    for j in range(bx.shape[0]):
+        proj[t, b, j] += bx[j]
+    if mode == GRU:
+        for j in range(bh.shape[0]):
+            hh[b, j] += bh[j]
+        _update(mode, proj[t], proj4[t], hh3, b, h, c, b)
+    else:
+        _update(mode, proj[t], proj4[t], proj4[t], b, h, c, b)
+    for j in range(h.shape[1]):
+        out[t, b, j] = h[b, j]
+
+
+#: From this much work per step (B * H) the rows' updates after each product of ``blas`` are spread
+#: over threads, where the BLAS's threads leave the cores between calls (``Route.openmp``: MKL);
+#: below it, starting the threads costs more than the rows (README, "Numba strategies").
+PARALLEL_ROWS = 4096
+
+
+@numba.njit(parallel=True, **JIT)
+def _layer_blas(blas, mode, x, h0, c0, w_ih_t, w_hh_t, bx, bh, reverse):
+    """The ``blas`` strategy: one layer, one direction; ``blas`` is a :class:`BlasArgs`."""
+    steps = x.shape[0]
+    proj = _project(blas, x, w_ih_t)
+    h, c = h0.copy(), c0.copy()
+    batch, hidden = h.shape
+    gates = w_hh_t.shape[1] // hidden
+    hh = np.empty((batch, w_hh_t.shape[1]) if mode == GRU else (0, 0), h.dtype)
+    hh3 = hh.reshape(hh.shape[0], gates if mode == GRU else 0, hidden)
+    proj4 = proj.reshape(steps, batch, gates, hidden)
+    out = np.empty((steps, batch, hidden), h.dtype)
+    for s in range(steps):
+        t = steps - 1 - s if reverse else s
+        if mode == GRU:  # h W_hh^T + b_hh on its own, for r * (W_hn h + b_hn)
+            _gemm(blas, blas.packed, h, w_hh_t, hh, 0)
+        else:  # the product lands on this step's projection: beta = 1, no extra pass
+            _gemm(blas, blas.packed, h, w_hh_t, proj[t], 1)
+        if blas.row_threads and batch * hidden >= PARALLEL_ROWS:
+            for b in numba.prange(batch):  # rows are independent: deterministic
+                _finish_row(mode, proj, proj4, hh, hh3, bx, bh, h, c, out, t, b)
+        else:
+            for b in range(batch):
+                _finish_row(mode, proj, proj4, hh, hh3, bx, bh, h, c, out, t, b)
+    return out, h, c
+
+
+#: Batch rows per block in ``fused`` and ``parallel``: a block's rows share each chunk of W^T
+#: while it is in L1.
+ROW_BLOCK = 4
+
+
+@numba.njit(inline="always", **JIT)
+def _block(mode, x, projected, h, c, w_ih_t, w_hh_t, bx, bh, out, reverse, r0, r1):
+    """Batch rows ``r0:r1`` through every timestep with the products as loops: no BLAS call and no
+    allocation per step.  ``projected``: ``x`` already holds x W_ih^T (T, B, G*H), and the bias is
+    added here; otherwise ``x`` is the input (T, B, I) and its product is taken here, step by
+    step.  Rows never interact: a row's result is the same whatever block it is in."""
+    steps, rows, width = x.shape[0], r1 - r0, bx.shape[0]
+    hidden = h.shape[1]
+    ax = np.empty((rows, width), h.dtype)
+    ah = np.empty((rows, width), h.dtype)
+    ax3, ah3 = ax.reshape(rows, width // hidden, hidden), ah.reshape(rows, width // hidden, hidden)
+    for s in range(steps):
+        t = steps - 1 - s if reverse else s
+        for r in range(rows):  # explicit loops: slice assignment costs more than the work here
+            for j in range(width):
+                ax[r, j] = x[t, r0 + r, j] + bx[j] if projected else bx[j]
+            if mode == GRU:
+                for j in range(width):
+                    ah[r, j] = bh[j]
+        if not projected:
+            _accumulate(ax, x[t, r0:r1], w_ih_t, rows)
+        _accumulate(ah if mode == GRU else ax, h[r0:r1], w_hh_t, rows)
+        for r in range(rows):
+            b = r0 + r
+            _update(mode, ax, ax3, ah3, r, h, c, b)
+            for j in range(hidden):
+                out[t, b, j] = h[b, j]
+
+
+@numba.njit(**JIT)
+def _layer_fused(blas, mode, x, h0, c0, w_ih_t, w_hh_t, bx, bh, reverse):
+    """The ``fused`` strategy: the projection through ``blas``, then blocks of rows on one thread."""
+    h, c = h0.copy(), c0.copy()
+    batch = h.shape[0]
+    out = np.empty((x.shape[0], batch, h.shape[1]), h.dtype)
+    proj = _project(blas, x, w_ih_t)  # one BLAS call; the loop below then has half the work
+    for r0 in range(0, batch, ROW_BLOCK):
+        _block(mode, proj, True, h, c, w_ih_t, w_hh_t, bx, bh, out, reverse, r0, min(r0 + ROW_BLOCK, batch))
+    return out, h, c
+
+
+@numba.njit(parallel=True, **JIT)
+def _layer_parallel(blas, mode, x, h0, c0, w_ih_t, w_hh_t, bx, bh, reverse):
+    """The ``parallel`` strategy: no BLAS (``blas`` is unused), blocks of rows over threads."""
+    h, c = h0.copy(), c0.copy()
+    batch = h.shape[0]
+    out = np.empty((x.shape[0], batch, h.shape[1]), h.dtype)
+    # no BLAS here: OpenBLAS's threads spin after a call and took the cores from the workers
+    for i in numba.prange((batch + ROW_BLOCK - 1) // ROW_BLOCK):  # each block runs all steps on one thread
+        r0 = i * ROW_BLOCK
+        _block(mode, x, False, h, c, w_ih_t, w_hh_t, bx, bh, out, reverse, r0, min(r0 + ROW_BLOCK, batch))
+    return out, h, c
+
+
+#: The kernel of each strategy (:data:`kernels.numba_backend.STRATEGIES`), all with one signature.
+LAYERS = {"blas": _layer_blas, "fused": _layer_fused, "parallel": _layer_parallel}

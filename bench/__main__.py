@@ -6,8 +6,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from .grids import GRIDS, get_grid
+import dataclasses
+
+from .grids import GRIDS, get_grid, select
 from .options import RunOptions, add_options
+
+#: Paired processes per benchmark of an A/B run unless --processes says otherwise: enough for the
+#: paired t-test to resolve a 10% change on a noisy machine (README, "Comparing runs").
+AB_PROCESSES = 5
 
 HERE = Path(__file__).resolve().parent
 
@@ -24,16 +30,38 @@ def cmd_run(args) -> int:
 
     from .options import GivenOptions
 
-    argv = [str(HERE / "bench_forward.py"), "-p", "bench.plugin", "--benchmark-only", "--benchmark-quiet",
-            "-v", "--no-header", "-p", "no:cacheprovider", "-rfEs"]
-    pyproject = HERE.parent / "pyproject.toml"
-    if pyproject.exists():
-        argv += ["-c", str(pyproject), "--rootdir", str(HERE.parent)]
-    code = int(pytest.main(argv, plugins=[GivenOptions(RunOptions.read(vars(args).get))]))
+    code = int(pytest.main([*pytest_argv(), "-v"], plugins=[GivenOptions(RunOptions.read(vars(args).get))]))
     if code == pytest.ExitCode.NO_TESTS_COLLECTED and args.resume:
         print(f"{args.resume}: complete, nothing to resume")
         return 0
     return 2 if code == pytest.ExitCode.USAGE_ERROR else code  # 2 for bad arguments, as argparse
+
+
+def pytest_argv() -> list[str]:
+    """pytest's arguments for the sweep in bench/bench_forward.py with this checkout's settings."""
+    argv = [str(HERE / "bench_forward.py"), "-p", "bench.plugin", "--benchmark-only", "--benchmark-quiet",
+            "--no-header", "-p", "no:cacheprovider", "-rfEs"]
+    pyproject = HERE.parent / "pyproject.toml"
+    if pyproject.exists():
+        argv += ["-c", str(pyproject), "--rootdir", str(HERE.parent)]
+    return argv
+
+
+def cmd_worker(args) -> int:
+    """One worker process of a run (bench.runner starts it and speaks to it on stdin/stdout)."""
+    from .worker import main as worker_main
+
+    return worker_main(args.job)
+
+
+def cmd_peaks(args) -> int:
+    """This machine's GEMM peaks and memory bandwidth as one line of JSON."""
+    import json
+
+    from .roofline import measure_peaks
+
+    print(json.dumps(measure_peaks()))
+    return 0
 
 
 def cmd_check(args) -> int:
@@ -106,6 +134,50 @@ def cmd_compare(args) -> int:
     except (Unusable, ValueError) as exc:
         return fail(exc)
     print(format_comparison(result, args.format), end="")
+    return 1 if result.regressions else 0
+
+
+def cmd_ab(args) -> int:
+    """A/B of two revisions, paired and interleaved; exit 0: no regression, 1: a regression, 2: unusable."""
+    import datetime
+
+    from kernels import backend_names
+    from kernels.registry import registered_backends
+
+    from .ab import AB_THRESHOLD, judge_files, run_ab
+    from .compare import Unusable, format_comparison, parse_thresholds
+    from .runner import Sweep, new_seed
+
+    if args.out or args.save or args.resume:
+        return fail("ab: writes results/local/ab-<run id>-base.csv and -new.csv itself; drop --out/--save/--resume")
+    grid = args.grid or "quick"
+    options = dataclasses.replace(RunOptions.read(vars(args).get), grid=grid,
+                                  processes=args.processes or AB_PROCESSES)
+    try:
+        options.policy(grid)
+        options.counts()
+        thresholds = parse_thresholds(args.threshold or [f"{AB_THRESHOLD}"])
+        cases = select(get_grid(grid), args.where)
+    except ValueError as exc:
+        return fail(exc)
+    if not cases:
+        return fail(f"--where: no case of grid {grid} matches {' '.join(args.where)}")
+    run_id = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    out = Path("results/local")
+    out.mkdir(parents=True, exist_ok=True)
+    outputs = {side: out / f"ab-{run_id}-{side}.csv" for side in ("base", "new")}
+    seed = new_seed() if args.seed is None else args.seed
+    backends = args.backends.split(",") if args.backends else backend_names()
+    sweep = Sweep(options, cases, backends, [], outputs, run_id, seed, {}, registered_backends())
+    print(f"ab: {args.base} against {args.new}: {len(cases)} cases x {len(backends)} backends, "
+          f"{options.processes} paired processes each, seed {seed}", flush=True)
+    try:
+        base, new = run_ab(args.base, args.new, sweep, progress=lambda line: print(line, flush=True))
+        result = judge_files(base, new, thresholds, args.alpha)
+    except Unusable as exc:
+        return fail(exc)
+    print(format_comparison(result, args.format), end="")
+    print(f"results: {base} and {new}")
     return 1 if result.regressions else 0
 
 
@@ -191,6 +263,19 @@ def main(argv=None) -> int:
     cmp.add_argument("--format", choices=["table", "csv", "json", "markdown"], default="table")
     cmp.set_defaults(func=cmd_compare)
 
+    ab = sub.add_parser("ab", help="A/B of two git revisions on this machine, paired and interleaved; exit 1 on a regression",
+                        description="Time two revisions (git revisions, or WORKTREE for this checkout as it is) "
+                                    "side by side: paired worker processes, bursts alternating. Exit 0: no "
+                                    "regression, 1: regression, 2: unusable input.")
+    ab.add_argument("base", help="BASE revision (e.g. HEAD~1, a tag, WORKTREE)")
+    ab.add_argument("new", help="NEW revision")
+    add_options(ab.add_argument)
+    ab.add_argument("--threshold", action="append", default=[], metavar="[GROUP=]RATIO",
+                    help="slowdown ratio that counts (default 1.05); GROUP is a backend or a mode; repeatable")
+    ab.add_argument("--alpha", type=float, default=0.01, help="significance level of the paired t-test (default 0.01)")
+    ab.add_argument("--format", choices=["table", "csv", "json", "markdown"], default="table")
+    ab.set_defaults(func=cmd_ab)
+
     hist = sub.add_parser("history", help="trends and step changes over the runs saved with `run --save`")
     hist.add_argument("--machine", help="machine id (default: the only one saved, else this machine's)")
     hist.add_argument("--results", default="results", help="results folder (default: results)")
@@ -203,6 +288,13 @@ def main(argv=None) -> int:
     plot.add_argument("file", help="result CSV")
     plot.set_defaults(func=cmd_plot)
 
+    worker = sub.add_parser("worker", help="(internal) one worker process of a run, started by the runner")
+    worker.add_argument("job", help="the job file the runner wrote")
+    worker.set_defaults(func=cmd_worker)
+
+    peaks = sub.add_parser("peaks", help="this machine's GEMM peaks and memory bandwidth, as JSON")
+    peaks.set_defaults(func=cmd_peaks)
+
     grids = sub.add_parser("grids", help="list the named grids")
     grids.set_defaults(func=cmd_grids)
 
@@ -213,6 +305,11 @@ def main(argv=None) -> int:
         except ValueError as exc:
             parser.error(str(exc))
         args.backends = names if args.command == "check" else ",".join(names)
+    if getattr(args, "where", None) and args.command in ("run", "ab"):
+        try:
+            select([], args.where)
+        except ValueError as exc:
+            parser.error(str(exc))
     return args.func(args)
 
 

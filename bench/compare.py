@@ -1,15 +1,23 @@
 """Compare two result files: ratio of medians, a significance test, a verdict.
 
-Rows are paired on the benchmark key (backend, every spec field, T, B).  A
-row is a *regression* when NEW is slower by more than the threshold (ratio of
-medians NEW/BASE > t) **and** a one-sided Mann-Whitney U test on the raw
-per-round samples says NEW is slower at level ``alpha``; an *improvement*
-mirrors it (ratio < 1/t, NEW faster, significant); otherwise *unchanged*.  The
-test is on ranks, so one outlier round cannot make a regression, and a pair
-with so few rounds that no outcome could reach ``alpha`` is *not comparable*
-(the exact test's smallest p-value is 1 / C(n1 + n2, n1)) instead of a guess.
-Summaries use the geometric mean of the ratios (google/benchmark's
-compare.py reports the same).
+Rows are paired on the benchmark key (backend, every spec field, T, B,
+threads).  A row is a *regression* when NEW is slower by more than the
+threshold (ratio NEW/BASE > t) **and** a one-sided test says NEW is slower at
+level ``alpha``; an *improvement* mirrors it (ratio < 1/t, NEW faster,
+significant); otherwise *unchanged*.  The test is at the unit of replication:
+
+* both files carry process medians (runs of :mod:`bench.runner`): Welch's
+  t-test on the logs of the process medians, the ratio being that of the
+  medians of process medians;
+* else (older files, anyone's pytest-benchmark JSON): a Mann-Whitney U test on
+  the raw rounds -- on ranks, so one outlier round cannot make a regression;
+  a pair with so few rounds that no outcome could reach ``alpha`` is *not
+  comparable* (the exact test's smallest p-value is 1 / C(n1 + n2, n1)).
+
+:func:`judge_paired` judges an A/B run's pairs of processes that ran side by
+side (``bench ab``): a one-sample t-test on the log ratios of paired process
+medians, whose mean gives the ratio.  Summaries use the geometric mean of the
+ratios (google/benchmark's compare.py reports the same).
 """
 
 from __future__ import annotations
@@ -26,11 +34,13 @@ import numpy as np
 from .results import SCHEMA_VERSION
 from .results import SPEC_COLUMNS, read_results, sidecar_path
 
-KEY_COLUMNS = ["backend", *SPEC_COLUMNS, "timesteps", "batch"]
-#: Metadata that should match for a fair comparison; a difference is a warning.
-#: Clock readings, run ids and commits are expected to differ and are not compared.
+KEY_COLUMNS = ["backend", *SPEC_COLUMNS, "timesteps", "batch", "threads"]
+#: Metadata that should match for a fair comparison; a difference is a warning.  Each is compared
+#: as the set of values the file's rows hold.  Clock readings, run ids and commits are expected to
+#: differ and are not compared.
 COMPARED_METADATA = ["machine_id", "cpu_model", "cores", "blas", "blas_threads", "torch_threads", "python_version",
-                     "numpy_version", "numba_version", "scipy_version", "torch_version"]
+                     "numpy_version", "numba_version", "scipy_version", "torch_version", "numba_blas",
+                     "thread_pools", "numba_threads", "peak_blas"]
 VERDICTS = ("regression", "improvement", "unchanged", "not comparable")
 
 
@@ -45,6 +55,7 @@ class Entry:
     status: str
     median: float | None
     samples: np.ndarray | None
+    process_medians: list | None = None
 
 
 @dataclasses.dataclass
@@ -53,6 +64,7 @@ class Side:
     entries: dict
     metadata: dict
     schema_version: int | None
+    busy: str = ""  # why this file's run looks like it ran on a busy machine, or ""
 
 
 def _norm(value) -> str:
@@ -64,7 +76,8 @@ def _key(fields: dict) -> tuple:
 
 
 def _samples_by_key(benchmarks: list) -> tuple[dict, dict]:
-    """``{key: samples}`` and ``{key: (label, median)}`` from pytest-benchmark's ``benchmarks`` list.
+    """``{key: samples}`` and ``{key: (label, median, process medians or None)}`` from
+    pytest-benchmark's ``benchmarks`` list.
 
     Our benchmarks carry every key field in ``extra_info``; anyone else's are
     keyed by ``fullname`` (``params`` may be null)."""
@@ -73,11 +86,12 @@ def _samples_by_key(benchmarks: list) -> tuple[dict, dict]:
         if not isinstance(b, dict) or not isinstance(b.get("stats"), dict):
             raise Unusable("a benchmark entry without 'stats'")
         extra = b.get("extra_info") or {}
-        key = _key(extra) if all(c in extra for c in KEY_COLUMNS) else ("name", b.get("fullname") or b.get("name"))
+        ours = all(c in extra for c in KEY_COLUMNS if c != "threads")  # threads: since schema 4
+        key = _key(extra) if ours else ("name", b.get("fullname") or b.get("name"))
         data = b["stats"].get("data")
         samples[key] = np.asarray(data, float) if data else None
         label = f"{extra['case_id']}-{extra['backend']}" if "case_id" in extra and "backend" in extra else str(key[-1])
-        info[key] = (label, b["stats"].get("median"))
+        info[key] = (label, b["stats"].get("median"), extra.get("process_medians"))
     return samples, info
 
 
@@ -98,27 +112,45 @@ def load(path: str | Path) -> Side:
         if not rows:
             raise Unusable(f"{path}: no result rows")
         sidecar = sidecar_path(path)
-        samples = {}
+        samples, info = {}, {}
         if sidecar.is_file():
-            samples, _ = _samples_by_key(_read_json(sidecar).get("benchmarks") or [])
+            samples, info = _samples_by_key(_read_json(sidecar).get("benchmarks") or [])
         entries = {}
         for r in rows:
             key = _key(r)
             median = float(r["median_s"]) if r["status"] == "ok" and r["median_s"] else None
-            entries[key] = Entry(key, f"{r['case_id']}-{r['backend']}", r["status"], median, samples.get(key))
-        metadata = {c: rows[-1].get(c, "") for c in COMPARED_METADATA}
-        return Side(path, entries, metadata, int(rows[0]["schema_version"]))
+            entries[key] = Entry(key, f"{r['case_id']}-{r['backend']}", r["status"], median, samples.get(key),
+                                 info.get(key, (None, None, None))[2])
+        metadata = {c: ", ".join(sorted({str(r.get(c, "")) for r in rows} - {""})) for c in COMPARED_METADATA}
+        return Side(path, entries, metadata, int(rows[0]["schema_version"]), busy_reason(rows))
     if path.suffix == ".json":
         doc = _read_json(path)
         if not isinstance(doc.get("benchmarks"), list):
             raise Unusable(f"{path}: not a pytest-benchmark JSON (no 'benchmarks' list)")
         samples, info = _samples_by_key(doc["benchmarks"])
-        entries = {k: Entry(k, info[k][0], "ok", info[k][1], samples[k]) for k in samples}
+        entries = {k: Entry(k, info[k][0], "ok", info[k][1], samples[k], info[k][2]) for k in samples}
         ours = (doc.get("machine_info") or {}).get("rnn_cell_bench") or {}
         metadata = {c: _norm(ours.get(c)) for c in COMPARED_METADATA} if ours else {}
         version = ours.get("schema_version")
         return Side(path, entries, metadata, None if version is None else int(version))
     raise Unusable(f"{path}: expected a result .csv or a pytest-benchmark .json")
+
+
+def busy_reason(rows: list[dict]) -> str:
+    """Why the run of ``rows`` looks like it ran on a busy machine: other processes' use of cores
+    at its start or end (bench.environment.BUSY_CORES), or rows marked unstable for it; else ""."""
+    from .environment import BUSY_CORES
+
+    reasons = []
+    for when in ("start", "end"):
+        cores = [float(r[f"other_cores_{when}"]) for r in rows if r.get(f"other_cores_{when}") not in (None, "")]
+        if cores and max(cores) > BUSY_CORES:
+            busiest = next((r.get(f"busiest_{when}") for r in rows if r.get(f"busiest_{when}")), "")
+            reasons.append(f"other processes used {max(cores):.2f} cores at its {when}" + (f" ({busiest})" if busiest else ""))
+    busy_rows = sum("machine busy" in (r.get("unstable") or "") for r in rows)
+    if busy_rows:
+        reasons.append(f"{busy_rows} rows were timed while other processes used the cores")
+    return "; ".join(reasons)
 
 
 def _read_json(path: Path) -> dict:
@@ -184,20 +216,51 @@ def judge(base: Entry, new: Entry, threshold: float, alpha: float) -> Pair:
         if e.samples is None or len(e.samples) == 0:
             pair.why = f"no raw samples in {side}"
             return pair
+    if base.process_medians and new.process_medians and min(len(base.process_medians), len(new.process_medians)) >= 2:
+        from scipy.stats import ttest_ind
+
+        b, n = np.log(base.process_medians), np.log(new.process_medians)
+        pair.ratio = float(np.median(new.process_medians) / np.median(base.process_medians))
+        direction = "greater" if pair.ratio >= 1 else "less"
+        p = ttest_ind(n, b, equal_var=False, alternative=direction).pvalue
+        pair.p_value = 1.0 if not np.isfinite(p) else float(p)  # identical processes: no evidence
+        return _verdict(pair, threshold, alpha)
     n1, n2 = len(new.samples), len(base.samples)
     if min_p_value(n1, n2) > alpha:
         pair.why = f"too few rounds ({n2} vs {n1}) for alpha={alpha:g}"
         return pair
     pair.ratio = float(np.median(new.samples) / np.median(base.samples))
+    direction = "greater" if pair.ratio >= 1 else "less"
+    pair.p_value = float(mannwhitneyu(new.samples, base.samples, alternative=direction).pvalue)
+    return _verdict(pair, threshold, alpha)
+
+
+def _verdict(pair: Pair, threshold: float, alpha: float) -> Pair:
+    """Set ``pair.verdict`` from its ratio and p-value: beyond the threshold and significant."""
     if pair.ratio >= 1:
-        pair.p_value = float(mannwhitneyu(new.samples, base.samples, alternative="greater").pvalue)
-        slower = pair.ratio > threshold and pair.p_value < alpha
-        pair.verdict = "regression" if slower else "unchanged"
+        pair.verdict = "regression" if pair.ratio > threshold and pair.p_value < alpha else "unchanged"
     else:
-        pair.p_value = float(mannwhitneyu(new.samples, base.samples, alternative="less").pvalue)
-        faster = pair.ratio < 1 / threshold and pair.p_value < alpha
-        pair.verdict = "improvement" if faster else "unchanged"
+        pair.verdict = "improvement" if pair.ratio < 1 / threshold and pair.p_value < alpha else "unchanged"
     return pair
+
+
+def judge_paired(label: str, key: tuple, base: list, new: list, threshold: float, alpha: float) -> Pair:
+    """The verdict for one benchmark of an A/B run from its paired process medians (seconds):
+    ``base[k]`` and ``new[k]`` ran side by side.  The ratio is the geometric mean of the paired
+    ratios; p is a one-sided one-sample t-test of their logs against 0 (the paired t-test on
+    log times); fewer than 2 pairs is not comparable."""
+    from scipy.stats import ttest_1samp
+
+    pair = Pair(label, key, float(np.median(base)) if base else None, float(np.median(new)) if new else None,
+                None, None, threshold, "not comparable")
+    if len(base) != len(new) or len(base) < 2:
+        pair.why = f"{min(len(base), len(new))} paired processes; at least 2 are needed"
+        return pair
+    logs = np.log(np.asarray(new, float) / np.asarray(base, float))
+    pair.ratio = float(np.exp(logs.mean()))
+    p = ttest_1samp(logs, 0.0, alternative="greater" if pair.ratio >= 1 else "less").pvalue
+    pair.p_value = float(p) if np.isfinite(p) else (0.0 if logs.std() == 0 and logs.mean() != 0 else 1.0)
+    return _verdict(pair, threshold, alpha)
 
 
 @dataclasses.dataclass
@@ -253,14 +316,22 @@ def compare(base_path, new_path, thresholds: dict | None = None, alpha: float = 
         why, n = Counter(p.why for p in pairs).most_common(1)[0]
         raise Unusable(f"none of the {len(pairs)} common benchmarks is comparable ({n} of them: {why})")
     pairs.sort(key=lambda p: (p.verdict == "not comparable", -(p.ratio or 0)))
+    warnings = metadata_warnings(base, new)
+    only_base = [base.entries[k].label for k in base.entries if k not in new.entries]
+    only_new = [new.entries[k].label for k in new.entries if k not in base.entries]
+    return Comparison(base, new, pairs, only_base, only_new, warnings, alpha)
+
+
+def metadata_warnings(base: Side, new: Side) -> list[str]:
+    """Where the two sides' machines, libraries or threads differ, and where either ran busy."""
     warnings = [
         f"{field} differs: BASE {base.metadata.get(field)!r}, NEW {new.metadata.get(field)!r}"
         for field in COMPARED_METADATA
         if base.metadata and new.metadata and base.metadata.get(field) != new.metadata.get(field)
     ]
-    only_base = [base.entries[k].label for k in base.entries if k not in new.entries]
-    only_new = [new.entries[k].label for k in new.entries if k not in base.entries]
-    return Comparison(base, new, pairs, only_base, only_new, warnings, alpha)
+    warnings += [f"{name} ran on a busy machine: {side.busy}" for name, side in (("BASE", base), ("NEW", new))
+                 if side.busy]
+    return warnings
 
 
 # --- output -----------------------------------------------------------------

@@ -85,7 +85,7 @@ def thread_pools() -> str:
         # the installed package that ships the library, e.g. "numpy.libs" or "torch"
         owner = next((parts_of_path[i + 1] for i, p in enumerate(parts_of_path[:-1]) if p == "site-packages"), "")
         parts.append(f"{info.get('internal_api')}({owner})={info.get('num_threads')}")
-    return "; ".join(parts)
+    return "; ".join(sorted(parts))  # sorted: the order libraries happened to load in is no difference
 
 
 def library_threads(module: str) -> int:

@@ -107,9 +107,9 @@ def deepbench() -> list[Case]:
     return list(dict.fromkeys(cases))  # the source lists a few sizes twice
 
 
-#: Seconds of timed rounds to aim for per benchmark when --max-time is not given
-#: (TimingPolicy.max_time elsewhere): small grids stay quick.
-MAX_TIME = {"smoke": 0.05, "quick": 0.25, "strategies": 0.25}
+#: Seconds of timed rounds to aim for per benchmark and worker process when --max-time is not
+#: given (TimingPolicy.max_time elsewhere): small grids stay quick.
+MAX_TIME = {"smoke": 0.05, "quick": 0.1, "strategies": 0.25}
 
 GRIDS = {"quick": quick, "default": default, "seed": seed, "deepbench": deepbench, "strategies": strategies,
          "smoke": smoke}
@@ -120,3 +120,22 @@ def get_grid(name: str) -> list[Case]:
     if name not in GRIDS:
         raise ValueError(f"grid: unknown name {name!r}; known: {list(GRIDS)}")
     return GRIDS[name]()
+
+
+def select(cases: list[Case], conditions) -> list[Case]:
+    """The cases matching every ``"COLUMN=VALUE"`` of ``conditions`` (``--where``), in order.
+
+    COLUMN is ``case_id``, a spec field, ``timesteps`` or ``batch``; VALUE is compared with the
+    value as a result file writes it (``bias=True``, ``hidden_size=256``).
+
+    Raises:
+        ValueError: a condition without ``=``, or an unknown column (the known ones are listed).
+    """
+    known = ["case_id", *Case(CellSpec("rnn_tanh", 1, 1), 1, 1).fields()]
+    parsed = []
+    for condition in conditions or ():
+        key, sep, value = str(condition).partition("=")
+        if not sep or key not in known:
+            raise ValueError(f"--where: expected COLUMN=VALUE with COLUMN one of {known}, got {condition!r}")
+        parsed.append((key, value))
+    return [c for c in cases if all(str({"case_id": c.id, **c.fields()}[k]) == v for k, v in parsed)]

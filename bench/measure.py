@@ -1,9 +1,11 @@
-"""One benchmark: validate against the reference, warm up, time, make a row.
+"""One benchmark inside a worker process: validate against the reference, warm up, plan, time.
 
 The timed region is ``Prepared.run`` on inputs already in place; weight
 conversion, compilation, host-to-device copies, the accuracy check and a
-full warm-up call all happen before it.  Timing itself is pytest-benchmark's
-``pedantic`` mode, with rounds chosen from a time budget.
+full warm-up call all happen before it (:func:`prepare_case`).  A round is
+``iterations`` back-to-back calls timed with ``time.perf_counter`` and
+divided by ``iterations`` (:func:`time_rounds`); how many rounds, and in how
+many bursts, the parent decides (:mod:`bench.runner`).
 """
 
 from __future__ import annotations
@@ -11,13 +13,14 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from pathlib import Path
 
-import numpy as np
 
 from kernels import availability, get_backend
 from kernels.base import Prepared
 from kernels.reference import TOLERANCES, contract_problem, max_abs_error, reference_forward, within_tolerance
 
+from .environment import pin_threads
 from .grids import Case
 
 #: Fewer timed rounds than this give no usable spread; such a case is 'over_budget'.
@@ -36,7 +39,7 @@ class TimingPolicy:
             rounds are cut to fit, and a case whose :data:`MIN_USEFUL_ROUNDS`
             calls would not fit is reported 'over_budget' without being timed.
         min_round_s: a call shorter than this is repeated within a round
-            (pytest-benchmark's iterations) so timer overhead stays negligible.
+            (``iterations``) so timer overhead stays negligible.
         check_steps: timesteps of the accuracy check (the full sequence when
             T is shorter); also the run that estimates a full call's time.
     """
@@ -133,65 +136,106 @@ class Outcome:
     error: BaseException | None = None
 
 
-def measure(benchmark, case: Case, backend_name: str, policy: TimingPolicy, inputs, reference_cache: dict) -> Outcome:
-    """Check and time one backend on one case with the pytest-benchmark ``benchmark`` fixture.
+class PeakMemory:
+    """``with PeakMemory() as peak: ...`` then ``peak.bytes``: this process's peak resident memory
+    during the block above its resident memory before it, from Linux's ``/proc/self/status``
+    (``VmHWM``, reset through ``/proc/self/clear_refs``); ``""`` where that is not available."""
+
+    def __enter__(self):
+        self.bytes, self._before = "", None
+        try:
+            Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
+            self._before = self._status("VmRSS")
+        except OSError:
+            pass
+        return self
+
+    def __exit__(self, *exc):
+        if self._before is not None:
+            self.bytes = max(0, self._status("VmHWM") - self._before)
+        return False
+
+    @staticmethod
+    def _status(field: str) -> int:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+        raise OSError(f"no {field} in /proc/self/status")
+
+
+@dataclasses.dataclass
+class Ready:
+    """A case prepared in a worker and ready to be timed: the timed call, its iterations per
+    round, and the rounds planned for one process (the parent may split them into bursts)."""
+
+    call: object
+    iterations: int
+    rounds: int
+    note: str
+
+
+def prepare_case(case: Case, backend_name: str, policy: TimingPolicy, threads: int | None = None,
+                 reference=None) -> tuple[Outcome, Ready | None, object]:
+    """Check, warm up and plan one backend on one case in this process.
 
     Args:
-        benchmark: pytest-benchmark's fixture; its ``group``, ``name`` and
-            ``extra_info`` are set so backends of one case sit side by side.
         backend_name: a registered name (:func:`kernels.parse_backend_name`).
-        inputs: ``(weights, x)`` of ``case.inputs()``.
-        reference_cache: ``{case id: reference result}`` shared between backends.
+        threads: when given, every thread pool of the process is set to it once the backend's
+            libraries are loaded (:func:`bench.environment.pin_threads`), before the warm-up.
+        reference: the case's float64 reference on its first ``check_steps`` steps, if known.
 
     Returns:
-        The :class:`Outcome`; every outcome carries its row, timed or not.  An
-        exception raised while checking or timing becomes an ``error`` outcome;
-        only ``KeyboardInterrupt`` and the like propagate.
+        ``(outcome, ready, reference)``: ``outcome.status`` is ``"ok"`` when the case is ready to
+        time (``ready`` is then set), else ``unavailable``, ``mismatch``, ``over_budget`` or
+        ``error`` with the reason, and ``ready`` is ``None``.  The row holds the case's fields,
+        the backend's :meth:`~kernels.Backend.describe`, ``prepare_s``, ``jit_cache`` and the
+        accuracy check.  An exception becomes an ``error`` outcome; only ``KeyboardInterrupt``
+        and the like propagate.
     """
     reason = availability(backend_name)
     backend = get_backend(backend_name) if reason is None else None
-    row = {"case_id": case.id, "backend": backend_name, "device": getattr(backend, "device", ""), **case.fields()}
-    row.update(flops=case.spec.flops(case.timesteps, case.batch), weight_bytes=case.spec.weight_bytes())
-    benchmark.group = case.id
-    benchmark.extra_info.update(row)
+    row = {"case_id": case.id, "backend": backend_name, "device": getattr(backend, "device", ""), **case.fields(),
+           "flops": case.spec.flops(case.timesteps, case.batch), "weight_bytes": case.spec.weight_bytes()}
 
     def outcome(status, why, error=None):
         row.update(status=status, reason=why)
-        benchmark.extra_info.update(row)
         return Outcome(status, why, row, error)
 
     if reason is not None:
-        return outcome("unavailable", reason)
+        return outcome("unavailable", reason), None, reference
     try:
         row.update(backend.describe())
-        weights, x = inputs
+        weights, x = case.inputs()
+        start = time.perf_counter()
         prepared = backend.prepare(case.spec, weights)  # converts weights, compiles
+        row.update(prepare_s=time.perf_counter() - start, jit_cache=prepared.jit_cache)
+        if threads is not None:
+            pin_threads(threads)
         steps = min(policy.check_steps, case.timesteps)
-        err, problem, check_s, reference_cache[case.id] = check(
-            prepared, case, weights, x, steps, reference_cache.get(case.id)
-        )
+        err, problem, check_s, reference = check(prepared, case, weights, x, steps, reference)
         row.update(max_abs_err=err, err_timesteps=steps, tolerance_ok=problem is None)
         if problem is not None:
-            return outcome("mismatch", problem)
+            return outcome("mismatch", problem), None, reference
         rounds, iterations, note = policy.plan(check_s * case.timesteps / steps)
         if rounds == 0:
-            return outcome("over_budget", note + f" (estimated from a {steps}-step run)")
+            return outcome("over_budget", note + f" (estimated from a {steps}-step run)"), None, reference
         args = prepared.to_device(x)
         rounds, iterations, note = policy.plan(policy.warm_up(lambda: prepared.run(*args)))
         if rounds == 0:
-            return outcome("over_budget", note)
-        benchmark.pedantic(prepared.run, args=args, rounds=rounds, iterations=iterations, warmup_rounds=0)
+            return outcome("over_budget", note), None, reference
     except Exception as exc:  # noqa: BLE001  (any failure of a backend is this row's outcome)
-        return outcome("error", f"{type(exc).__name__}: {exc}".splitlines()[0], exc)
-    stats = benchmark.stats.stats
-    row.update(
-        rounds=stats.rounds,
-        iterations=iterations,
-        median_s=stats.median,
-        min_s=stats.min,
-        mean_s=stats.mean,
-        stddev_s=stats.stddev,
-        iqr_s=stats.iqr,
-        per_step_s=stats.median / case.timesteps,
-    )
-    return outcome("ok", note)
+        return outcome("error", f"{type(exc).__name__}: {exc}".splitlines()[0], exc), None, reference
+    row["iterations"] = iterations
+    return outcome("ok", note), Ready(lambda: prepared.run(*args), iterations, rounds, note), reference
+
+
+def time_rounds(call, rounds: int, iterations: int) -> list[float]:
+    """Seconds per call of ``rounds`` rounds of ``iterations`` back-to-back calls of ``call()``."""
+    timer = time.perf_counter
+    times = []
+    for _ in range(rounds):
+        start = timer()
+        for _ in range(iterations):
+            call()
+        times.append((timer() - start) / iterations)
+    return times

@@ -19,6 +19,8 @@ from .grids import GRIDS, MAX_TIME
 from .measure import TimingPolicy
 
 _DEFAULTS = TimingPolicy()
+DEFAULT_THREADS = 1
+DEFAULT_PROCESSES = 3
 
 
 def _option(help: str, **argparse_kwargs):
@@ -45,11 +47,33 @@ class RunOptions:
     budget: float | None = _option(f"seconds of timed rounds per benchmark at most (default {_DEFAULTS.budget})",
                                    type=float)
     check_steps: int | None = _option(f"timesteps of the accuracy check (default {_DEFAULTS.check_steps})", type=int)
+    threads: int | None = _option(f"threads of every pool (BLAS, OpenMP, torch, numba) in each timing process "
+                                  f"(default {DEFAULT_THREADS}: a busy core then slows one thread, not a pool "
+                                  "whose threads wait on each other); part of the benchmark key", type=int)
+    processes: int | None = _option(f"worker processes per backend, interleaved (default {DEFAULT_PROCESSES}); "
+                                    "a row's median_s is the median of their medians", type=int)
+    seed: int | None = _option("seed of the random interleaved order of the worker processes (default: drawn, "
+                               "and recorded on every row)", type=int)
+    where: list | None = _option("keep only cases whose COLUMN equals VALUE (a spec field, timesteps, batch or "
+                                 "case_id); repeatable", action="append", metavar="COLUMN=VALUE")
 
     @classmethod
     def read(cls, get) -> "RunOptions":
         """The options from ``get(name)``: ``vars(args).get`` for argparse, ``config.getoption`` for pytest."""
         return cls(**{f.name: get(f.name) for f in dataclasses.fields(cls)})
+
+    def counts(self) -> tuple[int, int]:
+        """``(threads, processes)``, defaults filled in.
+
+        Raises:
+            ValueError: a count below 1, naming its option.
+        """
+        threads = DEFAULT_THREADS if self.threads is None else self.threads
+        processes = DEFAULT_PROCESSES if self.processes is None else self.processes
+        for name, value in (("threads", threads), ("processes", processes)):
+            if value < 1:
+                raise ValueError(f"--{name}: expected a positive number, got {value}")
+        return threads, processes
 
     def policy(self, grid: str) -> TimingPolicy:
         """The timing policy of these options for ``grid``: given values, else the defaults

@@ -17,17 +17,17 @@ in ``config.stash``.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import io
-import json
 from pathlib import Path
 
 import pytest
 
-from .grids import GRIDS, get_grid
-from .measure import TimingPolicy, measure
+from .grids import GRIDS, get_grid, select
+from .runner import Side, Sweep, new_seed
 from .options import OPTIONS, RunOptions, add_options
-from .results import COLUMNS, SCHEMA_VERSION, ResultFile, atomic_write_text, read_results, save_path, sidecar_path
+from .results import COLUMNS, SCHEMA_VERSION, ResultFile, read_results, save_path, sidecar_path
 
 #: This plugin's state in pytest's own stash (the options are under bench.options.OPTIONS): the
 #: sweep's (case, backend) pairs, the run.
@@ -85,27 +85,38 @@ def pytest_configure(config):
     else:
         grid = options.grid or "quick"
     try:
-        cases = get_grid(grid)
-        policy = options.policy(grid)
+        cases = select(get_grid(grid), options.where)
+        options.policy(grid)  # validated now: a bad value is a usage error before any worker starts
+        options.counts()
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[PAIRS] = [(c, b) for c in cases for b in _backend_names(options, existing)]
     if not config.getoption("benchmark_only"):
         return
     run_id = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    run = SweepRun(config, run_id, policy)
+    # the benchmark fixture is requested so pytest-benchmark keeps these items under --benchmark-only,
+    # but the parent times nothing: its workers do (bench.runner, bench.worker)
+    config.addinivalue_line("filterwarnings", "ignore:Benchmark fixture was not used")
     if options.resume:
         out = Path(options.resume)
     elif options.save:
         if options.out:
             raise pytest.UsageError("--save: chooses the file name itself; drop --out")
-        out = claim(save_path(Path("results"), run.metadata()), unique=True)
+        from .environment import run_metadata
+
+        out = claim(save_path(Path("results"), run_metadata(run_id)), unique=True)
     elif options.out:
         out = claim(Path(options.out), unique=False)
     else:
         out = claim(Path(f"results/local/{grid}-{run_id}.csv"), unique=True)
-    config.stash[RUN] = run
-    run.open(out, [r for r in existing if r["status"] != "error"])
+    seed = new_seed() if options.seed is None else options.seed
+    backends = list(dict.fromkeys(b for _, b in config.stash[PAIRS]))
+    options = dataclasses.replace(options, grid=grid)
+    from kernels.registry import registered_backends
+
+    sweep = Sweep(options, cases, backends, [Side("", Path(__file__).resolve().parent.parent)], {"": out}, run_id,
+                  seed, {"": [r for r in existing if r["status"] != "error"]}, registered_backends())
+    config.stash[RUN] = ParentRun(config, sweep)
 
 
 def claim(path: Path, unique: bool) -> Path:
@@ -188,7 +199,7 @@ def pytest_report_teststatus(report, config):
     if report.when == "call" and report.passed:
         row = dict(report.user_properties).get("rnn_row")
         if row and row.get("status") == "ok":
-            return "passed", ".", f"{format_seconds(row['per_step_s'])}/step"
+            return "passed", ".", f"{format_seconds(float(row['per_step_s']))}/step"
     return None
 
 
@@ -218,75 +229,42 @@ def format_seconds(seconds: float) -> str:
     return f"{seconds / 1e-9:.3g} ns"
 
 
-class SweepRun:
-    """State of one sweep: the result file and its sidecar, the metadata, the caches."""
+class ParentRun:
+    """A sweep run the isolated way (:class:`bench.runner.Sweep`): on the first benchmark item
+    every worker runs, interleaved; each item then reports its row's outcome to pytest."""
 
-    def __init__(self, config, run_id: str, policy: TimingPolicy):
-        self.config = config
-        self.run_id = run_id
-        self.policy = policy
-        self.done: set[tuple[str, str]] = set()
-        self._metadata = None
-        self._inputs = (None, None)  # (case, inputs) of the last case: backends of a case run together
-        self.references: dict = {}
-
-    def open(self, out: Path, rows: list[dict]) -> None:
-        """Start (or, with ``rows`` from an earlier run, continue) the CSV ``out`` and its sidecar."""
-        self.file = ResultFile(out)
-        self.file.rows = list(rows)
-        self.done = {(r["case_id"], r["backend"]) for r in rows}
-        self.sidecar = sidecar_path(out)
-        hook = self.config.hook
-        machine_info = hook.pytest_benchmark_generate_machine_info(config=self.config)
-        hook.pytest_benchmark_update_machine_info(config=self.config, machine_info=machine_info)
-        commit_info = hook.pytest_benchmark_generate_commit_info(config=self.config)
-        self.json = hook.pytest_benchmark_generate_json(
-            config=self.config, benchmarks=[], include_data=True, machine_info=machine_info, commit_info=commit_info
-        )
-        if rows and self.sidecar.is_file():
-            keep = {f"{case}-{backend}" for case, backend in self.done}
-            old = json.loads(self.sidecar.read_text()).get("benchmarks", [])
-            self.json["benchmarks"] = [b for b in old if b.get("name", "").partition("[")[2].rstrip("]") in keep]
+    def __init__(self, config, sweep: Sweep):
+        self.config, self.sweep = config, sweep
+        self.rows: dict | None = None
+        self.done = {(r["case_id"], r["backend"]) for r in sweep.existing.get("", [])}
+        self.file = ResultFile(sweep.outputs[""])
+        self.sidecar = sidecar_path(sweep.outputs[""])
 
     def metadata(self) -> dict:
-        if self._metadata is None:
-            from kernels import available_backends
+        return {"run_id": self.sweep.run_id, "seed": self.sweep.seed}
 
-            from .environment import collect
-            from .roofline import measure_peaks
+    def _execute(self) -> None:
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        capture = self.config.pluginmanager.get_plugin("capturemanager")
 
-            available_backends()  # import the libraries so their versions and thread pools are seen
-            self._metadata = {**collect(self.run_id), **measure_peaks()}
-        return self._metadata
-
-    def inputs(self, case):
-        if self._inputs[0] != case:
-            self.references.clear()
-            self._inputs = (case, case.inputs())
-        return self._inputs[1]
-
-    def record(self, item, row: dict, benchmark=None) -> None:
-        """Add ``row`` (with the run's metadata and its place against the peaks) to the CSV, and
-        ``benchmark``'s raw rounds to the sidecar when it was timed; both by atomic replace."""
-        from .roofline import place
-
-        row = {**self.metadata(), **row}
-        row.update(place(row, row))
-        item.stash[ROW] = row
-        if benchmark is not None:
-            self.json["benchmarks"].append(benchmark.stats.as_dict(include_data=True))
-            atomic_write_text(self.sidecar, json.dumps(self.json, default=str))  # params hold Case objects
-        self.file.add(row)
+        def write(line):  # progress goes to the terminal now, not into the item's captured output
+            with capture.global_and_fixture_disabled():
+                (reporter.write_line if reporter is not None else print)(line)
+        threads, processes = self.sweep.options.counts()
+        write(f"rnn-cell-bench: {len(self.sweep.cases)} cases x {len(self.sweep.backends)} backends, "
+              f"{processes} worker processes each, {threads} thread(s), seed {self.sweep.seed}")
+        rows = self.sweep.run(progress=write)[""]
+        self.file.rows = rows
+        self.rows = {(r["case_id"], r["backend"]): r for r in rows}
 
     def run(self, item, benchmark, case, backend_name: str) -> None:
-        """Measure one benchmark, record its row whatever its outcome, and report the outcome to
-        pytest: ``ok`` passes, ``mismatch`` fails, ``unavailable`` and ``over_budget`` skip with the
-        reason, ``error`` raises its exception (so pytest shows the traceback)."""
-        outcome = measure(benchmark, case, backend_name, self.policy, self.inputs(case), self.references)
-        self.record(item, outcome.row, benchmark if outcome.status == "ok" else None)
-        if outcome.status == "mismatch":
-            pytest.fail(outcome.reason, pytrace=False)
-        if outcome.status in ("unavailable", "over_budget"):
-            pytest.skip(outcome.reason)
-        if outcome.error is not None:
-            raise outcome.error
+        if self.rows is None:
+            self._execute()
+        row = self.rows.get((case.id, backend_name))
+        if row is None:
+            pytest.fail("no worker reported this benchmark", pytrace=False)
+        item.stash[ROW] = row
+        if row["status"] in ("unavailable", "over_budget"):
+            pytest.skip(row["reason"])
+        if row["status"] != "ok":
+            pytest.fail(f"{row['status']}: {row['reason']}", pytrace=False)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 #: Bumped whenever a result column is added, removed or changes meaning (:data:`ADDED` lists what
 #: each version added).
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 SPEC_COLUMNS = ["mode", "input_size", "hidden_size", "num_layers", "bias", "batch_first", "bidirectional", "dtype"]
 
@@ -28,6 +28,8 @@ COLUMNS = [
     *SPEC_COLUMNS,
     "timesteps",
     "batch",
+    # thread count of every pool in the timing processes: part of the benchmark key
+    "threads",
     # ok | over_budget | unavailable | mismatch | error
     "status",
     "reason",
@@ -39,6 +41,15 @@ COLUMNS = [
     "stddev_s",
     "iqr_s",
     "per_step_s",
+    # repetition over worker processes (bench.runner): median_s is the median of the process medians
+    "processes",
+    "process_cv",
+    "unstable",
+    "seed",
+    # the worker's cost outside the timed call, and its memory
+    "prepare_s",
+    "jit_cache",
+    "peak_rss_bytes",
     "flops",
     "weight_bytes",
     "gflops",
@@ -74,12 +85,24 @@ COLUMNS = [
     # the BLAS behind the peaks, and the one the numba backend calls (kernels.blas)
     "peak_blas",
     "numba_blas",
+    # the machine's state at the run's start and end (bench.environment.machine_state)
+    "load_avg_start",
+    "load_avg_end",
+    "other_cores_start",
+    "other_cores_end",
+    "busiest_start",
+    "busiest_end",
+    "cpu_freq_mhz",
+    "governor",
 ]
 
 #: Columns each schema version added; files of older versions are read with them empty.
 ADDED = {2: ["weight_bytes", "gflops", "pct_peak", "numba_threads", "peak_sgemm_gflops", "peak_dgemm_gflops",
              "mem_bandwidth_gbs"],
-         3: ["peak_blas", "numba_blas"]}
+         3: ["peak_blas", "numba_blas"],
+         4: ["threads", "processes", "process_cv", "unstable", "seed", "prepare_s", "jit_cache", "peak_rss_bytes",
+             "load_avg_start", "load_avg_end", "other_cores_start", "other_cores_end", "busiest_start",
+             "busiest_end", "cpu_freq_mhz", "governor"]}
 
 STATUSES = ("ok", "over_budget", "unavailable", "mismatch", "error")
 

@@ -14,8 +14,8 @@ torch), is imported only when asked for.
 from __future__ import annotations
 
 from .base import Backend, Prepared
-from .registry import (BACKENDS, BackendName, availability, available_backends, backend_names, get_backend,
-                       parse_backend_list, parse_backend_name)
+from .registry import (BACKENDS, ENTRY_POINT_GROUP, BackendName, availability, available_backends, backend_names,
+                       get_backend, parse_backend_list, parse_backend_name, register_backend)
 from .spec import DTYPES, MODES, CellSpec
 from .weights import init_weights, validate_weights
 
@@ -25,6 +25,7 @@ __all__ = [
     "MODES",
     "Backend",
     "BackendName",
+    "ENTRY_POINT_GROUP",
     "CellSpec",
     "Prepared",
     "availability",
@@ -34,5 +35,6 @@ __all__ = [
     "init_weights",
     "parse_backend_list",
     "parse_backend_name",
+    "register_backend",
     "validate_weights",
 ]

@@ -38,6 +38,11 @@ from .spec import CellSpec
 class Prepared(abc.ABC):
     """A backend bound to one spec and one set of weights, ready to run."""
 
+    #: How ``prepare`` got its compiled code, for backends that compile: ``"compiled"`` (the JIT
+    #: ran), ``"disk cache"`` (loaded from the JIT's disk cache), ``"in memory"`` (this process had
+    #: it already); ``""`` for backends that do not compile.
+    jit_cache: str = ""
+
     def __init__(self, spec: CellSpec):
         self.spec = spec
 

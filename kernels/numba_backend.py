@@ -112,8 +112,18 @@ class NumbaPrepared(StackPrepared):
         backend may run, on inputs of one element."""
         dt = self.spec.np_dtype
         x, s, b = np.zeros((1, 1, 1), dt), np.zeros((1, 1), dt), np.zeros(1, dt)
-        for name in STRATEGIES if self.strategy == "auto" else (self.strategy,):
-            self.kernels.LAYERS[name](self.blas_args(self.unpacked), 0, x, s, s, s, s, b, b, False)
+        layers = [self.kernels.LAYERS[n] for n in (STRATEGIES if self.strategy == "auto" else (self.strategy,))]
+
+        def counts():
+            return [(sum(f.stats.cache_misses.values()), sum(f.stats.cache_hits.values())) for f in layers]
+
+        before = counts()
+        for layer in layers:
+            layer(self.blas_args(self.unpacked), 0, x, s, s, s, s, b, b, False)
+        after = counts()
+        missed = any(a[0] > b_[0] for a, b_ in zip(after, before))
+        hit = any(a[1] > b_[1] for a, b_ in zip(after, before))
+        self.jit_cache = "compiled" if missed else "disk cache" if hit else "in memory"
 
 
 class NumbaBackend(Backend):

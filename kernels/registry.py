@@ -6,18 +6,31 @@ key of :data:`BACKENDS` and ``variant`` one of that backend class's
 Every caller -- the CLI, the pytest plugin, the tests -- parses names with
 :func:`parse_backend_name` and asks availability with :func:`availability`.
 
-:data:`BACKENDS` is a plain dict from base name to ``(module, class, args)``;
-a backend's module is imported only when its name is parsed or it is asked
-for, and a backend module imports its own library (numba, torch) only to run,
-so parsing a name and probing availability load neither.
+:data:`BACKENDS` is a plain dict from base name to ``(module, attribute,
+args)``; a backend's module is imported only when its name is parsed or it
+is asked for, and a backend module imports its own library (numba, torch)
+only to run, so parsing a name and probing availability load neither.
+
+Backends from outside this package join the same dict, and are then treated
+like any other (isolated workers, checks, the A/B gate): through the entry
+point group :data:`ENTRY_POINT_GROUP` of an installed distribution, read on
+first use in every process, or through :func:`register_backend` for a class
+or factory at module level of an importable module (the runner hands such
+registrations to its worker processes by that module path).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
+from importlib import metadata
 
 from .base import Backend
+
+#: Entry-point group through which installed distributions add backends:
+#: ``[project.entry-points."rnn_cell_bench.backends"] mykernel = "mypkg.backend:MyBackend"``.
+ENTRY_POINT_GROUP = "rnn_cell_bench.backends"
 
 BACKENDS = {
     "numpy": ("kernels.numpy_backend", "NumpyBackend", ()),
@@ -27,6 +40,8 @@ BACKENDS = {
 }
 
 _instances: dict[str, Backend] = {}
+#: What :func:`register_backend` added in this process: name -> "module:qualname".
+_registered: dict[str, str] = {}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,26 +55,71 @@ class BackendName:
         return f"{self.base}:{self.variant}" if self.variant else self.base
 
 
-def backend_class(base: str) -> type[Backend]:
-    """The class registered as ``base`` (its module is imported now).
+@functools.cache
+def load_entry_points() -> tuple[str, ...]:
+    """Add the backends of :data:`ENTRY_POINT_GROUP` to :data:`BACKENDS` (once per process; a name
+    already registered is kept) and return the names added.  Nothing is imported for it."""
+    added = []
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name not in BACKENDS and ":" not in ep.name:
+            module, _, attr = ep.value.partition(":")
+            BACKENDS[ep.name] = (module.strip(), attr.strip(), ())
+            added.append(ep.name)
+    return tuple(added)
+
+
+def register_backend(name: str, factory) -> None:
+    """Register ``factory`` (a :class:`~kernels.base.Backend` subclass, or a callable returning a
+    backend; ``factory(variant)`` for a forced variant when it declares ``variants()``) as
+    ``name``, in this process.  For isolated runs the factory must be defined at module level
+    of an importable module: workers re-register it by that path.
+
+    Raises:
+        ValueError: ``name`` is empty, holds ``:`` or ``,``, or is already registered.
+        TypeError: ``factory`` is not callable.
+    """
+    load_entry_points()
+    if not isinstance(name, str) or not name or any(c in name for c in ":,"):
+        raise ValueError(f"name: expected a non-empty backend name without ':' or ',', got {name!r}")
+    if name in BACKENDS:
+        raise ValueError(f"name: {name!r} is already registered")
+    if not callable(factory):
+        raise TypeError(f"factory: expected a Backend class or a callable, got {type(factory).__name__}")
+    BACKENDS[name] = (factory.__module__, factory.__qualname__, ())
+    _registered[name] = f"{factory.__module__}:{factory.__qualname__}"
+    _instances.pop(name, None)
+
+
+def registered_backends() -> dict[str, str]:
+    """``{name: "module:qualname"}`` of what :func:`register_backend` added in this process."""
+    return dict(_registered)
+
+
+def backend_class(base: str):
+    """The class (or factory) registered as ``base`` (its module is imported now).
 
     Raises:
         KeyError: ``base`` is not registered.
         ImportError: the module cannot be imported.
     """
-    module, cls, _ = BACKENDS[base]
-    return getattr(importlib.import_module(module), cls)
+    module, attr, _ = BACKENDS[base]
+    found = importlib.import_module(module)
+    for part in attr.split("."):
+        found = getattr(found, part)
+    return found
 
 
 def _variants(base: str) -> tuple[str, ...]:
     try:
-        return tuple(backend_class(base).variants())
-    except ImportError:  # its module is broken: the base name still parses, and availability says why
+        declared = getattr(backend_class(base), "variants", None)
+    except (ImportError, AttributeError):  # broken: the base name still parses, and availability says why
         return ()
+    return tuple(declared()) if callable(declared) else ()
 
 
 def backend_names(variants: bool = False) -> list[str]:
     """Every registered base name, and with ``variants`` every ``"base:variant"`` after them."""
+    load_entry_points()
     names = list(BACKENDS)
     if variants:
         names += [f"{b}:{v}" for b in BACKENDS for v in _variants(b)]
@@ -73,6 +133,7 @@ def parse_backend_name(name) -> BackendName:
         ValueError: not a string, an unknown base, or a variant the backend does not
             declare; the message names the argument and lists the known names.
     """
+    load_entry_points()
     base, sep, variant = name.partition(":") if isinstance(name, str) else ("", "", "")
     if base not in BACKENDS or (sep and variant not in _variants(base)):
         forced = [n for n in backend_names(variants=True) if ":" in n]
@@ -126,7 +187,7 @@ def availability(name: str) -> str | None:
     parse_backend_name(name)
     try:
         return get_backend(name).unavailable_reason()
-    except ImportError as exc:
+    except (ImportError, AttributeError) as exc:
         return f"cannot import: {exc}"
 
 

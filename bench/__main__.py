@@ -181,6 +181,38 @@ def cmd_ab(args) -> int:
     return 1 if result.regressions else 0
 
 
+def cmd_calibrate(args) -> int:
+    """The A/B gate's false-positive rate and power on this machine, with the calibrated backend."""
+    import datetime
+    import json
+
+    from .ab import AB_THRESHOLD
+    from .calibration import calibrate
+    from .environment import machine_id
+    from .runner import new_seed
+
+    options = dataclasses.replace(RunOptions.read(vars(args).get), grid="calibration",
+                                  processes=args.processes or AB_PROCESSES)
+    try:
+        options.policy("calibration")
+        options.counts()
+    except ValueError as exc:
+        return fail(exc)
+    if not args.slowdown > 1:
+        return fail(f"--slowdown: expected a factor above 1, got {args.slowdown}")
+    run_id = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    seed = new_seed() if args.seed is None else args.seed
+    out_dir = Path(args.out_dir or Path("results") / machine_id())
+    summary = calibrate(options, args.slowdown, args.threshold or AB_THRESHOLD, args.alpha, out_dir, run_id, seed,
+                        progress=lambda line: print(line, flush=True))
+    print(json.dumps(summary, indent=2))
+    aa, ab = summary["aa"], summary["ab"]
+    print(f"A/A: {aa['regressions'] + aa['improvements']} of {aa['rows']} rows flagged; "
+          f"A/B x{args.slowdown}: {ab['regressions']} of {ab['rows']} rows detected "
+          f"(threshold {summary['threshold']}, alpha {args.alpha}, {summary['processes']} paired processes)")
+    return 0
+
+
 def cmd_history(args) -> int:
     """Trends and step changes over a machine's saved runs."""
     from .compare import Unusable, parse_thresholds
@@ -275,6 +307,18 @@ def main(argv=None) -> int:
     ab.add_argument("--alpha", type=float, default=0.01, help="significance level of the paired t-test (default 0.01)")
     ab.add_argument("--format", choices=["table", "csv", "json", "markdown"], default="table")
     ab.set_defaults(func=cmd_ab)
+
+    cal = sub.add_parser("calibrate", help="the A/B gate's false-positive rate and power on this machine")
+    cal.add_argument("--slowdown", type=float, default=1.10, help="factor of the A/B run's slower side (default 1.10)")
+    cal.add_argument("--threshold", type=float, default=None, help="ratio that counts (default: bench ab's 1.05)")
+    cal.add_argument("--alpha", type=float, default=0.01, help="significance level (default 0.01)")
+    cal.add_argument("--processes", type=int, help=f"paired processes (default {AB_PROCESSES})")
+    cal.add_argument("--max-time", type=float, help="seconds of rounds per case and process (default 0.05)")
+    cal.add_argument("--threads", type=int, help="threads per pool (default 1)")
+    cal.add_argument("--seed", type=int, help="seed of the interleaved order")
+    cal.add_argument("--out-dir", help="where the files go (default results/<machine_id>)")
+    cal.set_defaults(func=cmd_calibrate, grid=None, backends=None, out=None, save=False, resume=None, min_rounds=None,
+                     budget=None, check_steps=None, where=None)
 
     hist = sub.add_parser("history", help="trends and step changes over the runs saved with `run --save`")
     hist.add_argument("--machine", help="machine id (default: the only one saved, else this machine's)")

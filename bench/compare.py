@@ -27,6 +27,7 @@ import dataclasses
 import io
 import json
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -222,7 +223,9 @@ def judge(base: Entry, new: Entry, threshold: float, alpha: float) -> Pair:
         b, n = np.log(base.process_medians), np.log(new.process_medians)
         pair.ratio = float(np.median(new.process_medians) / np.median(base.process_medians))
         direction = "greater" if pair.ratio >= 1 else "less"
-        p = ttest_ind(n, b, equal_var=False, alternative=direction).pvalue
+        with warnings.catch_warnings():  # nearly identical processes: scipy warns of precision, the p stands
+            warnings.simplefilter("ignore", RuntimeWarning)
+            p = ttest_ind(n, b, equal_var=False, alternative=direction).pvalue
         pair.p_value = 1.0 if not np.isfinite(p) else float(p)  # identical processes: no evidence
         return _verdict(pair, threshold, alpha)
     n1, n2 = len(new.samples), len(base.samples)
@@ -258,8 +261,13 @@ def judge_paired(label: str, key: tuple, base: list, new: list, threshold: float
         return pair
     logs = np.log(np.asarray(new, float) / np.asarray(base, float))
     pair.ratio = float(np.exp(logs.mean()))
-    p = ttest_1samp(logs, 0.0, alternative="greater" if pair.ratio >= 1 else "less").pvalue
-    pair.p_value = float(p) if np.isfinite(p) else (0.0 if logs.std() == 0 and logs.mean() != 0 else 1.0)
+    if np.ptp(logs) == 0:  # every pair agrees exactly: certain, whichever way
+        pair.p_value = 0.0 if logs[0] != 0 else 1.0
+    else:
+        with warnings.catch_warnings():  # nearly identical pairs: scipy warns of precision, the p stands
+            warnings.simplefilter("ignore", RuntimeWarning)
+            p = ttest_1samp(logs, 0.0, alternative="greater" if pair.ratio >= 1 else "less").pvalue
+        pair.p_value = float(p) if np.isfinite(p) else 1.0
     return _verdict(pair, threshold, alpha)
 
 

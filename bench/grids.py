@@ -92,6 +92,11 @@ def strategies() -> list[Case]:
     return _product(("rnn_tanh", "lstm", "gru"), (20,), (8, 64, 256, 1024), (1, 8, 64))
 
 
+def calibration() -> list[Case]:
+    """The A/B gate's calibration (bench calibrate): 100 small tanh cases, T in {1, 5, 10, 20, 50} x H in {4, 8, 16, 32} x B in {1, 2, 4, 8, 16}."""
+    return _product(("rnn_tanh",), (1, 5, 10, 20, 50), (4, 8, 16, 32), (1, 2, 4, 8, 16))
+
+
 DEEPBENCH_CELLS = {"vanilla": "rnn_relu", "lstm": "lstm", "gru": "gru"}
 
 
@@ -109,10 +114,10 @@ def deepbench() -> list[Case]:
 
 #: Seconds of timed rounds to aim for per benchmark and worker process when --max-time is not
 #: given (TimingPolicy.max_time elsewhere): small grids stay quick.
-MAX_TIME = {"smoke": 0.05, "quick": 0.1, "strategies": 0.25}
+MAX_TIME = {"smoke": 0.05, "quick": 0.1, "strategies": 0.25, "calibration": 0.05}
 
 GRIDS = {"quick": quick, "default": default, "seed": seed, "deepbench": deepbench, "strategies": strategies,
-         "smoke": smoke}
+         "smoke": smoke, "calibration": calibration}
 
 
 def get_grid(name: str) -> list[Case]:

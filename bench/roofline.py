@@ -1,6 +1,6 @@
 """This machine's limits, measured at the start of a run, and each result placed against them.
 
-* peak GEMM rate: the best of 3 square matrix products of n = 2048,
+* peak GEMM rate: the best of 3 square matrix products of n = 1024,
   ``2 n^3 / seconds``, in float32 (SGEMM) and float64 (DGEMM), through the
   fastest BLAS present: NumPy's and each route of :mod:`kernels.blas` (MKL
   inside torch, SciPy's OpenBLAS); ``peak_blas`` names the winners;
@@ -40,9 +40,9 @@ def _products() -> dict:
     return found
 
 
-def measure_peaks(n: int = 2048, copy_mib: int = 256) -> dict:
+def measure_peaks(n: int = 1024, copy_mib: int = 256) -> dict:
     """``{"peak_sgemm_gflops", "peak_dgemm_gflops", "peak_blas", "mem_bandwidth_gbs"}`` of this
-    machine, now (about 3 s per BLAS present).  ``peak_blas``: the BLAS that gave each peak, as
+    machine, now, with this process's threads (about 1 s per BLAS present).  ``peak_blas``: the BLAS that gave each peak, as
     ``"float32 mkl, float64 numpy"``."""
     peaks, winners = {}, []
     products = _products()

@@ -38,6 +38,8 @@ from .grids import Case
 from .options import RunOptions
 from .results import COLUMNS, ResultFile, atomic_write_text, read_results, sidecar_path
 
+#: The checkout this code runs from: the side of a plain run.
+REPO = Path(__file__).resolve().parent.parent
 #: A row whose process medians vary by more than this (stdev / mean) is unstable (pyperf's 10%).
 UNSTABLE_CV = 0.10
 
@@ -376,6 +378,8 @@ class Sweep:
             try:
                 for n, case in enumerate(cases, 1):
                     results = self._one_case(case, workers, done, rng)
+                    results = {k: results[k] for k in ((s.label, b) for s in self.sides for b in self.backends)
+                               if k in results}  # rows in the order of the backends asked for
                     for (label, backend), per_process in results.items():
                         row, rounds, medians = aggregate(case, backend, per_process)
                         row = {**row, **metadata}

@@ -14,7 +14,7 @@ import pytest
 
 import kernels
 from bench.grids import GRIDS, Case, get_grid
-from bench.measure import MIN_USEFUL_ROUNDS, TimingPolicy, measure
+from bench.measure import MIN_USEFUL_ROUNDS, TimingPolicy, prepare_case
 from bench.results import COLUMNS, ResultFile, read_results
 from kernels import CellSpec
 from kernels.numpy_backend import NumpyBackend
@@ -106,16 +106,6 @@ def test_read_results_rejects_foreign_files(tmp_path):
     assert old[0]["schema_version"] == "1" and old[0]["gflops"] == "" and old[0]["median_s"]
 
 
-class FakeBenchmark:
-    """Stands in for pytest-benchmark's fixture where a test needs no timing."""
-
-    def __init__(self):
-        self.group, self.extra_info, self.calls = None, {}, 0
-
-    def pedantic(self, target, args=(), rounds=1, iterations=1, warmup_rounds=0):
-        self.calls += 1
-
-
 class WrongBackend(NumpyBackend):
     name = "wrong"
 
@@ -134,20 +124,30 @@ def register_wrong(monkeypatch):
 def test_a_wrong_backend_is_reported_and_not_timed(monkeypatch):
     register_wrong(monkeypatch)
     case = Case(CellSpec("rnn_tanh", 3, 4), 5, 2)
-    bench = FakeBenchmark()
-    outcome = measure(bench, case, "wrong", TimingPolicy(), case.inputs(), {})
+    outcome, ready, _ = prepare_case(case, "wrong", TimingPolicy())
     row = outcome.row
     assert outcome.status == row["status"] == "mismatch" and "beyond rtol" in row["reason"] == outcome.reason
     assert row["max_abs_err"] == pytest.approx(1e-3, rel=1e-3) and row["tolerance_ok"] is False
-    assert bench.calls == 0
+    assert ready is None  # not timed
 
 
 def test_an_over_budget_case_is_reported_and_not_timed():
     case = Case(CellSpec("gru", 3, 4), 50, 2)
-    bench = FakeBenchmark()
-    outcome = measure(bench, case, "numpy", TimingPolicy(budget=1e-9), case.inputs(), {})
+    outcome, ready, _ = prepare_case(case, "numpy", TimingPolicy(budget=1e-9))
     assert outcome.row["status"] == "over_budget" and "exceed the budget" in outcome.row["reason"]
-    assert bench.calls == 0
+    assert ready is None
+
+
+def test_a_ready_case_times_real_calls():
+    from bench.measure import time_rounds
+
+    case = Case(CellSpec("gru", 3, 4), 5, 2)
+    outcome, ready, _ = prepare_case(case, "numpy", TimingPolicy(max_time=0.01))
+    assert outcome.status == "ok" and ready.rounds >= 10 and ready.iterations >= 1
+    assert outcome.row["prepare_s"] > 0 and outcome.row["jit_cache"] == "" and outcome.row["tolerance_ok"] is True
+    calls = []
+    times = time_rounds(lambda: calls.append(time.sleep(0.001)), rounds=3, iterations=2)
+    assert len(calls) == 6 and len(times) == 3 and all(0.001 <= t < 0.05 for t in times)
 
 
 class BrokenBackend(NumpyBackend):
@@ -160,7 +160,7 @@ class BrokenBackend(NumpyBackend):
 def test_an_exception_is_an_error_outcome_with_its_row(monkeypatch):
     monkeypatch.setitem(kernels.BACKENDS, "broken", ("tests.test_harness", "BrokenBackend", ()))
     case = Case(CellSpec("gru", 3, 4), 5, 2)
-    outcome = measure(FakeBenchmark(), case, "broken", TimingPolicy(), case.inputs(), {})
+    outcome, _, _ = prepare_case(case, "broken", TimingPolicy())
     assert outcome.status == outcome.row["status"] == "error"
     assert outcome.reason == "ZeroDivisionError: deep inside a kernel" and isinstance(outcome.error, ZeroDivisionError)
     assert outcome.row["case_id"] == case.id and outcome.row["flops"] == case.spec.flops(5, 2)
@@ -184,22 +184,25 @@ def check_result_file(path: Path, grid: str):
             continue
         assert r["status"] == "ok", r
         median, lo = float(r["median_s"]), float(r["min_s"])
-        assert 0 < lo <= median and int(r["rounds"]) >= 10
+        assert 0 < lo <= median and int(r["rounds"]) >= 10 * int(r["processes"])
         assert float(r["per_step_s"]) == pytest.approx(median / int(r["timesteps"]))
         assert float(r["max_abs_err"]) < 1e-4 and r["tolerance_ok"] == "True"
-        assert r["machine_id"] and r["numpy_version"] == np.__version__ and int(r["blas_threads"]) >= 1
+        assert r["machine_id"] and r["numpy_version"] == np.__version__ and r["blas_threads"] == r["threads"] == "1"
+        assert r["seed"] and float(r["prepare_s"]) > 0 and float(r["load_avg_start"]) >= 0
     sidecar = json.loads(path.with_suffix(".json").read_text())
     timed = [r for r in rows if r["status"] == "ok"]
     assert len(sidecar["benchmarks"]) == len(timed)
-    for b in sidecar["benchmarks"]:
-        assert len(b["stats"]["data"]) == b["stats"]["rounds"] >= 10
+    for b, r in zip(sidecar["benchmarks"], timed):
+        assert len(b["stats"]["data"]) == b["stats"]["rounds"] == int(r["rounds"])
+        medians = b["extra_info"]["process_medians"]
+        assert len(medians) == int(r["processes"]) and float(r["median_s"]) == pytest.approx(np.median(medians))
         assert b["extra_info"]["case_id"] in b["name"] and b["group"] == b["extra_info"]["case_id"]
     return rows
 
 
 def test_cli_run_writes_csv_and_sidecar(tmp_path):
     out = tmp_path / "smoke.csv"
-    proc = run_cli("run", "--grid", "smoke", "--out", str(out), "--max-time", "0.05")
+    proc = run_cli("run", "--grid", "smoke", "--out", str(out), "--max-time", "0.05", "--processes", "2")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     check_result_file(out, "smoke")
     assert "per_step in microseconds (* best)" in proc.stdout and "rnn_tanh-T5-B2-I3-H4-float32" in proc.stdout
@@ -210,7 +213,7 @@ def test_pytest_benchmark_only_writes_the_same_schema(tmp_path):
     out = tmp_path / "pt.csv"
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "--benchmark-only", "--grid", "smoke", "--out", str(out), "--max-time", "0.05",
-         "-q", "-p", "no:cacheprovider"],
+         "--processes", "1", "-q", "-p", "no:cacheprovider"],
         cwd=REPO, capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -222,7 +225,8 @@ def test_pytest_benchmark_only_writes_the_same_schema(tmp_path):
 
 def test_cli_over_budget_rows_say_so(tmp_path):
     out = tmp_path / "b.csv"
-    proc = run_cli("run", "--grid", "smoke", "--backends", "numpy", "--out", str(out), "--budget", "1e-9")
+    proc = run_cli("run", "--grid", "smoke", "--backends", "numpy", "--out", str(out), "--budget", "1e-9",
+                   "--processes", "1")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rows = read_results(out)
     assert [r["status"] for r in rows] == ["over_budget"] * 2
@@ -270,7 +274,8 @@ def test_interrupted_sweep_keeps_finished_rows(tmp_path):
 
 def test_resume_runs_only_missing_rows(tmp_path):
     out = tmp_path / "r.csv"
-    assert run_cli("run", "--grid", "smoke", "--backends", "numpy,numba", "--out", str(out), "--max-time", "0.02").returncode == 0
+    assert run_cli("run", "--grid", "smoke", "--backends", "numpy,numba", "--out", str(out), "--max-time", "0.02",
+                   "--processes", "1").returncode == 0
     rows = read_results(out)
     first = {(r["case_id"], r["backend"]): r["run_id"] for r in rows}
     # keep the first two rows, as an interrupted run would have; mark one as an error to be retried
@@ -282,7 +287,7 @@ def test_resume_runs_only_missing_rows(tmp_path):
     for r in rows[:2]:
         kept.add(r)
     (tmp_path / "r.json").rename(tmp_path / "r2.json")
-    proc = run_cli("run", "--resume", str(tmp_path / "r2.csv"), "--max-time", "0.02")
+    proc = run_cli("run", "--resume", str(tmp_path / "r2.csv"), "--max-time", "0.02", "--processes", "1")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "3 passed, 1 deselected" in proc.stdout  # grid and backends taken from the file
     resumed = read_results(tmp_path / "r2.csv")
@@ -306,7 +311,7 @@ def test_save_history_and_plots(tmp_path):
     env = {**os.environ, "RNN_BENCH_MACHINE_ID": "test-machine"}
     for _ in range(2):
         proc = subprocess.run([sys.executable, "-m", "bench", "run", "--grid", "smoke", "--backends", "numpy",
-                               "--save", "--max-time", "0.02"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+                               "--save", "--max-time", "0.02", "--processes", "1"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         time.sleep(1.1)  # run ids are per second
     saved = sorted((tmp_path / "results" / "test-machine").glob("*.csv"))
@@ -351,7 +356,7 @@ def test_check_catches_broken_output_contract():
 def test_a_backend_that_cannot_be_imported_still_gets_a_row(monkeypatch):
     monkeypatch.setitem(kernels.BACKENDS, "ghost", ("kernels.no_such_module", "X", ()))
     case = Case(CellSpec("rnn_tanh", 3, 4), 5, 2)
-    outcome = measure(FakeBenchmark(), case, "ghost", TimingPolicy(), case.inputs(), {})
+    outcome, _, _ = prepare_case(case, "ghost", TimingPolicy())
     assert outcome.row["status"] == "unavailable" and "cannot import" in outcome.row["reason"]
 
 
@@ -383,7 +388,7 @@ def test_warm_up_is_not_fooled_by_a_slow_first_call():
 
 def test_output_files_are_never_overwritten(tmp_path):
     out = tmp_path / "a.csv"
-    assert run_cli("run", "--grid", "smoke", "--backends", "numpy", "--out", str(out)).returncode == 0
+    assert run_cli("run", "--grid", "smoke", "--backends", "numpy", "--out", str(out), "--processes", "1").returncode == 0
     before = out.read_bytes()
     proc = run_cli("run", "--grid", "smoke", "--backends", "numpy", "--out", str(out))
     assert proc.returncode == 2 and "exists; pick a new name" in proc.stdout + proc.stderr

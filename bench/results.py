@@ -50,6 +50,8 @@ COLUMNS = [
     "prepare_s",
     "jit_cache",
     "peak_rss_bytes",
+    # the CPUs every worker was pinned to ("" where they were not), bench.runner.worker_cpus
+    "worker_cpus",
     "flops",
     "weight_bytes",
     "gflops",
@@ -101,6 +103,7 @@ ADDED = {2: ["weight_bytes", "gflops", "pct_peak", "numba_threads", "peak_sgemm_
              "mem_bandwidth_gbs"],
          3: ["peak_blas", "numba_blas"],
          4: ["threads", "processes", "process_cv", "unstable", "seed", "prepare_s", "jit_cache", "peak_rss_bytes",
+             "worker_cpus",
              "load_avg_start", "load_avg_end", "other_cores_start", "other_cores_end", "busiest_start",
              "busiest_end", "cpu_freq_mhz", "governor"]}
 

@@ -152,7 +152,7 @@ def cmd_ab(args) -> int:
         return fail("ab: writes results/local/ab-<run id>-base.csv and -new.csv itself; drop --out/--save/--resume")
     grid = args.grid or "quick"
     options = dataclasses.replace(RunOptions.read(vars(args).get), grid=grid,
-                                  processes=args.processes or AB_PROCESSES)
+                                  processes=AB_PROCESSES if args.processes is None else args.processes)
     try:
         options.policy(grid)
         options.counts()
@@ -192,7 +192,7 @@ def cmd_calibrate(args) -> int:
     from .runner import new_seed
 
     options = dataclasses.replace(RunOptions.read(vars(args).get), grid="calibration",
-                                  processes=args.processes or AB_PROCESSES)
+                                  processes=AB_PROCESSES if args.processes is None else args.processes)
     try:
         options.policy("calibration")
         options.counts()
@@ -287,25 +287,16 @@ def main(argv=None) -> int:
                          description="Pair benchmarks of two result files (CSV with its .json sidecar, or a "
                                      "pytest-benchmark JSON) and judge each: regression, improvement, unchanged or "
                                      "not comparable. Exit 0: no regression, 1: regression, 2: unusable input.")
-    cmp.add_argument("base", help="BASE result file (.csv or pytest-benchmark .json)")
-    cmp.add_argument("new", help="NEW result file")
-    cmp.add_argument("--threshold", action="append", default=[], metavar="[GROUP=]RATIO",
-                     help="slowdown ratio that counts (default 1.10); GROUP is a backend or a mode; repeatable")
-    cmp.add_argument("--alpha", type=float, default=0.01, help="significance level of the one-sided Mann-Whitney U test (default 0.01)")
-    cmp.add_argument("--format", choices=["table", "csv", "json", "markdown"], default="table")
+    judgement_args(cmp, "result file (.csv or pytest-benchmark .json)", "1.10",
+                   "Welch t-test on process medians, or Mann-Whitney U on rounds")
     cmp.set_defaults(func=cmd_compare)
 
     ab = sub.add_parser("ab", help="A/B of two git revisions on this machine, paired and interleaved; exit 1 on a regression",
                         description="Time two revisions (git revisions, or WORKTREE for this checkout as it is) "
                                     "side by side: paired worker processes, bursts alternating. Exit 0: no "
                                     "regression, 1: regression, 2: unusable input.")
-    ab.add_argument("base", help="BASE revision (e.g. HEAD~1, a tag, WORKTREE)")
-    ab.add_argument("new", help="NEW revision")
+    judgement_args(ab, "git revision (e.g. HEAD~1, a tag, WORKTREE)", "1.05", "paired t-test on process medians")
     add_options(ab.add_argument)
-    ab.add_argument("--threshold", action="append", default=[], metavar="[GROUP=]RATIO",
-                    help="slowdown ratio that counts (default 1.05); GROUP is a backend or a mode; repeatable")
-    ab.add_argument("--alpha", type=float, default=0.01, help="significance level of the paired t-test (default 0.01)")
-    ab.add_argument("--format", choices=["table", "csv", "json", "markdown"], default="table")
     ab.set_defaults(func=cmd_ab)
 
     cal = sub.add_parser("calibrate", help="the A/B gate's false-positive rate and power on this machine")
@@ -354,7 +345,22 @@ def main(argv=None) -> int:
             select([], args.where)
         except ValueError as exc:
             parser.error(str(exc))
-    return args.func(args)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: the files hold every finished row
+        print(f"interrupted{f': {exc}' if str(exc) else ''}", file=sys.stderr)
+        return 130
+
+
+def judgement_args(parser, side: str, default_threshold: str, test: str) -> None:
+    """BASE, NEW, --threshold, --alpha and --format of the commands that judge two sides (compare, ab)."""
+    parser.add_argument("base", help=f"BASE {side}")
+    parser.add_argument("new", help=f"NEW {side}")
+    parser.add_argument("--threshold", action="append", default=[], metavar="[GROUP=]RATIO",
+                        help=f"slowdown ratio that counts (default {default_threshold}); GROUP is a backend or a mode; "
+                             "repeatable")
+    parser.add_argument("--alpha", type=float, default=0.01, help=f"significance level of the {test} (default 0.01)")
+    parser.add_argument("--format", choices=["table", "csv", "json", "markdown"], default="table")
 
 
 def positive_int(text: str) -> int:

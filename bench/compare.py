@@ -217,7 +217,12 @@ def judge(base: Entry, new: Entry, threshold: float, alpha: float) -> Pair:
         if e.samples is None or len(e.samples) == 0:
             pair.why = f"no raw samples in {side}"
             return pair
-    if base.process_medians and new.process_medians and min(len(base.process_medians), len(new.process_medians)) >= 2:
+    if base.process_medians and new.process_medians and min(len(base.process_medians), len(new.process_medians)) < 2:
+        # rounds of one process are not replicates: its level is shared by all of them
+        pair.why = (f"{len(base.process_medians)} vs {len(new.process_medians)} worker processes; "
+                    "at least 2 a side are needed")
+        return pair
+    if base.process_medians and new.process_medians:
         from scipy.stats import ttest_ind
 
         b, n = np.log(base.process_medians), np.log(new.process_medians)

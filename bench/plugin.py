@@ -93,6 +93,8 @@ def pytest_configure(config):
     config.stash[PAIRS] = [(c, b) for c in cases for b in _backend_names(options, existing)]
     if not config.getoption("benchmark_only"):
         return
+    if not cases:
+        raise pytest.UsageError(f"--where: no case of grid {grid} matches {' '.join(options.where or [])}")
     run_id = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     # the benchmark fixture is requested so pytest-benchmark keeps these items under --benchmark-only,
     # but the parent times nothing: its workers do (bench.runner, bench.worker)

@@ -25,9 +25,11 @@ import json
 import os
 import random
 import resource
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -182,6 +184,19 @@ def worker_cpus(threads: int) -> tuple[set | None, set | None]:
     if threads >= len(allowed):
         return None, None
     return set(allowed[-threads:]), set(allowed[:-threads])
+
+
+def _stop_on_sigterm():
+    """Make SIGTERM (``timeout``, a CI runner cancelling a job) stop the run as Ctrl-C does, so that
+    its workers are ended and its files are left valid; returns the handler to restore, or
+    ``None`` where signals cannot be handled (not the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt(f"terminated by signal {signum}")
+
+    return signal.signal(signal.SIGTERM, stop)
 
 
 def _busy_seconds() -> float:
@@ -395,11 +410,13 @@ class Sweep:
         before = os.sched_getaffinity(0) if mine else None
         metadata["worker_cpus"] = " ".join(map(str, sorted(cpus))) if cpus else ""
         with tempfile.TemporaryDirectory(prefix="rnn-bench-") as tmp:
-            workers = [Worker(slot, job, Path(tmp), threads, cpus)
-                       for slot in schedule(self.sides, self.backends, processes, self.seed)]
+            workers = []
+            previous = _stop_on_sigterm()
             if mine:
                 os.sched_setaffinity(0, mine)
             try:
+                workers += [Worker(slot, job, Path(tmp), threads, cpus)
+                            for slot in schedule(self.sides, self.backends, processes, self.seed)]
                 for n, case in enumerate(cases, 1):
                     results = self._one_case(case, workers, done, rng)
                     results = {k: results[k] for k in ((s.label, b) for s in self.sides for b in self.backends)
@@ -409,14 +426,20 @@ class Sweep:
                         row = {**row, **metadata}
                         row.update(place(row, metadata))
                         outputs[label].add(row, rounds, medians)
-                    summary = ", ".join(f"{label + ' ' if label else ''}{backend} {_short(per)}"
+                    summary = ", ".join(f"{label + ' ' if label else ''}{backend} {_short(per, case.timesteps)}"
                                         for (label, backend), per in results.items())
                     progress(f"[{n}/{len(cases)}] {case.id}: {summary}")
+            except BaseException:  # interrupted, terminated or failed: no worker outlives the run
+                for w in workers:
+                    w.proc.kill()
+                raise
             finally:
                 for w in workers:
                     w.close()
                 if before:
                     os.sched_setaffinity(0, before)
+                if previous is not None:
+                    signal.signal(signal.SIGTERM, previous)
             end = state_columns(machine_state(), "end")
             for out in outputs.values():
                 out.finish(end)
@@ -460,12 +483,13 @@ class Sweep:
         return results
 
 
-def _short(results: list) -> str:
-    """A progress word for one benchmark: its median in microseconds, or its status."""
+def _short(results: list, timesteps: int) -> str:
+    """A progress word for one benchmark: its median per timestep in microseconds (as the final
+    table shows it), or its status."""
     if any(r.row.get("status") != "ok" for r in results):
         return next(r.row.get("status", "error") for r in results if r.row.get("status") != "ok")
     medians = [float(np.median(r.times)) for r in results if r.times]
-    return f"{np.median(medians) * 1e6:.3g} us" if medians else "no rounds"
+    return f"{np.median(medians) / timesteps * 1e6:.3g} us/step" if medians else "no rounds"
 
 
 def new_seed() -> int:

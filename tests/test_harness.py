@@ -238,6 +238,10 @@ def test_cli_rejects_bad_arguments(tmp_path):
     assert proc.returncode == 2 and "invalid choice: 'nope'" in proc.stderr
     proc = run_cli("run", "--backends", "numpy,fortran")
     assert proc.returncode == 2 and "--backends: unknown ['fortran']" in proc.stderr
+    proc = run_cli("run", "--grid", "smoke", "--where", "timesteps=999", "--out", str(tmp_path / "none.csv"))
+    assert proc.returncode == 2 and "--where: no case of grid smoke matches timesteps=999" in proc.stdout + proc.stderr
+    proc = run_cli("ab", "WORKTREE", "WORKTREE", "--grid", "smoke", "--processes", "0")
+    assert proc.returncode == 2 and "--processes: expected a positive number, got 0" in proc.stderr
     proc = run_cli("run", "--grid", "smoke", "--out", str(tmp_path / "x.txt"))
     assert proc.returncode != 0 and "--out: expected a path to a .csv file" in proc.stdout + proc.stderr
 

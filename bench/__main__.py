@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -34,6 +35,8 @@ def cmd_run(args) -> int:
     if code == pytest.ExitCode.NO_TESTS_COLLECTED and args.resume:
         print(f"{args.resume}: complete, nothing to resume")
         return 0
+    if code == pytest.ExitCode.INTERRUPTED:
+        return 130  # Ctrl-C or SIGTERM, as a shell reports it; the files hold every finished row
     return 2 if code == pytest.ExitCode.USAGE_ERROR else code  # 2 for bad arguments, as argparse
 
 
@@ -155,7 +158,8 @@ def cmd_ab(args) -> int:
                                   processes=AB_PROCESSES if args.processes is None else args.processes)
     try:
         options.policy(grid)
-        options.counts()
+        if options.counts()[1] < 2:
+            raise ValueError(f"--processes: expected at least 2 paired processes, got {options.processes}")
         thresholds = parse_thresholds(args.threshold or [f"{AB_THRESHOLD}"])
         cases = select(get_grid(grid), args.where)
     except ValueError as exc:
@@ -345,6 +349,7 @@ def main(argv=None) -> int:
             select([], args.where)
         except ValueError as exc:
             parser.error(str(exc))
+    signal.signal(signal.SIGTERM, _terminated)  # cleanups (workers, worktrees, files) run as on Ctrl-C
     try:
         return args.func(args)
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: the files hold every finished row
@@ -361,6 +366,10 @@ def judgement_args(parser, side: str, default_threshold: str, test: str) -> None
                              "repeatable")
     parser.add_argument("--alpha", type=float, default=0.01, help=f"significance level of the {test} (default 0.01)")
     parser.add_argument("--format", choices=["table", "csv", "json", "markdown"], default="table")
+
+
+def _terminated(signum, frame):
+    raise KeyboardInterrupt(f"terminated by signal {signum}")
 
 
 def positive_int(text: str) -> int:

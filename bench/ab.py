@@ -55,7 +55,7 @@ def judge_files(base_path: Path, new_path: Path, thresholds: dict, alpha: float)
     medians.
 
     Raises:
-        Unusable: a file cannot be read, or no benchmark is in both.
+        Unusable: a file cannot be read, no benchmark is in both, or none of them is comparable.
     """
     base, new = load(base_path), load(new_path)
     common = [k for k in new.entries if k in base.entries]
@@ -70,6 +70,11 @@ def judge_files(base_path: Path, new_path: Path, thresholds: dict, alpha: float)
             pair.verdict, pair.ratio = "not comparable", None
             pair.why = f"status {b.status if b.status != 'ok' else n.status} in {'BASE' if b.status != 'ok' else 'NEW'}"
         pairs.append(pair)
+    if all(p.verdict == "not comparable" for p in pairs):  # a gate must not pass on nothing
+        from collections import Counter
+
+        why, n = Counter(p.why for p in pairs).most_common(1)[0]
+        raise Unusable(f"none of the {len(pairs)} common benchmarks is comparable ({n} of them: {why})")
     pairs.sort(key=lambda p: (p.verdict == "not comparable", -(p.ratio or 0)))
     only_base = [base.entries[k].label for k in base.entries if k not in new.entries]
     only_new = [new.entries[k].label for k in new.entries if k not in base.entries]

@@ -261,10 +261,17 @@ def judge_paired(label: str, key: tuple, base: list, new: list, threshold: float
 
     pair = Pair(label, key, float(np.median(base)) if base else None, float(np.median(new)) if new else None,
                 None, None, threshold, "not comparable")
-    if len(base) != len(new) or len(base) < 2:
-        pair.why = f"{min(len(base), len(new))} paired processes; at least 2 are needed"
+    if len(base) != len(new):
+        pair.why = f"{len(base)} BASE processes against {len(new)} NEW: not paired"
         return pair
-    logs = np.log(np.asarray(new, float) / np.asarray(base, float))
+    if len(base) < 2:
+        pair.why = f"{len(base)} paired processes; at least 2 are needed"
+        return pair
+    b, n = np.asarray(base, float), np.asarray(new, float)
+    if not (np.all(np.isfinite(b)) and np.all(np.isfinite(n)) and b.min() > 0 and n.min() > 0):
+        pair.why = "a process median that is not a positive finite time"
+        return pair
+    logs = np.log(n / b)
     pair.ratio = float(np.exp(logs.mean()))
     if np.ptp(logs) == 0:  # every pair agrees exactly: certain, whichever way
         pair.p_value = 0.0 if logs[0] != 0 else 1.0

@@ -58,11 +58,27 @@ def _resume_grid(options: RunOptions, rows: list[dict]) -> str:
     """The grid of a file being resumed: --grid when given (checked), else the smallest grid holding all its cases."""
     ids = {r["case_id"] for r in rows}
     named = options.grid
+    if not ids and not named:
+        raise pytest.UsageError("--resume: the file has no rows to tell its grid; pass --grid")
     candidates = [named] if named else sorted(GRIDS, key=lambda g: len(GRIDS[g]()))
     for name in candidates:
         if ids <= {c.id for c in get_grid(name)}:
             return name
     raise pytest.UsageError(f"--resume: the file's cases are not all in grid {named or 'any named grid'}; pass the right --grid")
+
+
+def _resume_counts(options: RunOptions, rows: list[dict]) -> RunOptions:
+    """The file's --threads and --processes for a resumed run (threads are part of the key, and a
+    row's median means the same number of processes); a different value given is a usage error."""
+    for name in ("threads", "processes"):
+        found = {r[name] for r in rows if r.get(name)}
+        if len(found) == 1:
+            value = int(found.pop())
+            given = getattr(options, name)
+            if given is not None and given != value:
+                raise pytest.UsageError(f"--resume: the file was run with --{name} {value}; got --{name} {given}")
+            options = dataclasses.replace(options, **{name: value})
+    return options
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -82,6 +98,7 @@ def pytest_configure(config):
             raise pytest.UsageError(f"--resume: {options.resume} has schema_version {existing[0]['schema_version']}; "
                                     f"this code writes {SCHEMA_VERSION}, so rerun it whole")
         grid = _resume_grid(options, existing)
+        options = _resume_counts(options, existing)
     else:
         grid = options.grid or "quick"
     try:

@@ -125,6 +125,7 @@ class Worker:
         if cpus:
             os.sched_setaffinity(self.proc.pid, cpus)
         self.ps = psutil.Process(self.proc.pid)
+        self._cpu = 0.0
         self.metadata: dict = {}
 
     def ask(self, request: dict) -> dict:
@@ -151,12 +152,13 @@ class Worker:
         return answer["times"], answer["peak_rss_bytes"]
 
     def cpu_seconds(self) -> float:
-        """CPU seconds this worker has used so far (0 once it has gone)."""
+        """CPU seconds this worker has used so far (its last reading once it has gone)."""
         try:
             t = self.ps.cpu_times()
-        except Exception:  # noqa: BLE001  (gone: psutil.NoSuchProcess)
-            return 0.0
-        return t.user + t.system
+            self._cpu = t.user + t.system
+        except Exception:  # noqa: BLE001  (gone: psutil.NoSuchProcess, zombie)
+            pass
+        return self._cpu
 
     def close(self) -> None:
         """Ask the worker for its metadata and let it exit; kill it if it does not."""

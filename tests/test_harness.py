@@ -304,6 +304,13 @@ def test_resume_runs_only_missing_rows(tmp_path):
     assert proc.returncode == 0 and "complete, nothing to resume" in proc.stdout
 
 
+def test_resume_of_an_empty_file_asks_for_its_grid(tmp_path):
+    empty = tmp_path / "empty.csv"
+    empty.write_text(",".join(COLUMNS) + "\n")
+    proc = run_cli("run", "--resume", str(empty))
+    assert proc.returncode == 2 and "--resume: the file has no rows to tell its grid; pass --grid" in proc.stdout + proc.stderr
+
+
 def test_resume_rejects_a_foreign_file(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("a,b\n1,2\n")

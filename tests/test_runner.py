@@ -135,6 +135,11 @@ def test_paired_judgement():
     same = judge_paired("x", ("k",), [1.0, 1.1, 0.9], [1.01, 1.09, 0.9], 1.05, 0.01)
     assert same.verdict == "unchanged"
     assert judge_paired("x", ("k",), [1.0], [2.0], 1.05, 0.01).verdict == "not comparable"
+    for base, new, why in (([0.0, 1.0], [1.0, 1.0], "not a positive finite time"),
+                           ([float("nan"), 1.0], [1.0, 1.0], "not a positive finite time"),
+                           ([1.0, 1.0, 1.0], [1.0, 1.0], "3 BASE processes against 2 NEW")):
+        pair = judge_paired("x", ("k",), base, new, 1.05, 0.01)
+        assert pair.verdict == "not comparable" and why in pair.why
 
 
 def test_compare_tests_process_medians_when_both_files_have_them(tmp_path):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from pathlib import Path
 
@@ -349,7 +348,9 @@ def main(argv=None) -> int:
             select([], args.where)
         except ValueError as exc:
             parser.error(str(exc))
-    signal.signal(signal.SIGTERM, _terminated)  # cleanups (workers, worktrees, files) run as on Ctrl-C
+    from .runner import stop_on_sigterm
+
+    stop_on_sigterm()  # cleanups (workers, worktrees, files) run as on Ctrl-C
     try:
         return args.func(args)
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: the files hold every finished row
@@ -366,10 +367,6 @@ def judgement_args(parser, side: str, default_threshold: str, test: str) -> None
                              "repeatable")
     parser.add_argument("--alpha", type=float, default=0.01, help=f"significance level of the {test} (default 0.01)")
     parser.add_argument("--format", choices=["table", "csv", "json", "markdown"], default="table")
-
-
-def _terminated(signum, frame):
-    raise KeyboardInterrupt(f"terminated by signal {signum}")
 
 
 def positive_int(text: str) -> int:

@@ -196,10 +196,3 @@ def run_metadata(run_id: str | None = None) -> dict:
         "git_commit": commit,
         "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no")) if commit else "",
     }
-
-
-def collect(run_id: str | None = None) -> dict:
-    """:func:`run_metadata` and :func:`process_metadata` together: every metadata column of a row
-    that this process measured (call after the backends are imported); what a row records of its
-    own backend comes from :meth:`kernels.Backend.describe`."""
-    return {**run_metadata(run_id), **process_metadata()}

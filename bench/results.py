@@ -59,7 +59,7 @@ COLUMNS = [
     "max_abs_err",
     "err_timesteps",
     "tolerance_ok",
-    # run metadata (bench.environment.collect)
+    # run metadata (bench.environment.run_metadata and process_metadata)
     "run_id",
     "timestamp",
     "schema_version",

@@ -38,7 +38,7 @@ import numpy as np
 from .environment import BUSY_CORES, machine_state, run_metadata, thread_env
 from .grids import Case
 from .options import RunOptions
-from .results import COLUMNS, ResultFile, atomic_write_text, read_results, sidecar_path
+from .results import COLUMNS, ResultFile, atomic_write_text, sidecar_path
 
 #: The checkout this code runs from: the side of a plain run.
 REPO = Path(__file__).resolve().parent.parent
@@ -188,7 +188,7 @@ def worker_cpus(threads: int) -> tuple[set | None, set | None]:
     return set(allowed[-threads:]), set(allowed[:-threads])
 
 
-def _stop_on_sigterm():
+def stop_on_sigterm():
     """Make SIGTERM (``timeout``, a CI runner cancelling a job) stop the run as Ctrl-C does, so that
     its workers are ended and its files are left valid; returns the handler to restore, or
     ``None`` where signals cannot be handled (not the main thread)."""
@@ -413,7 +413,7 @@ class Sweep:
         metadata["worker_cpus"] = " ".join(map(str, sorted(cpus))) if cpus else ""
         with tempfile.TemporaryDirectory(prefix="rnn-bench-") as tmp:
             workers = []
-            previous = _stop_on_sigterm()
+            previous = stop_on_sigterm()
             if mine:
                 os.sched_setaffinity(0, mine)
             try:
@@ -497,8 +497,3 @@ def _short(results: list, timesteps: int) -> str:
 def new_seed() -> int:
     """A seed for the interleaved order, drawn from the OS."""
     return random.SystemRandom().randrange(2**31)
-
-
-def resume_rows(path: Path) -> list[dict]:
-    """The rows of an interrupted result file worth keeping: all but ``error`` rows."""
-    return [r for r in read_results(path) if r["status"] != "error"]

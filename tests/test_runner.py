@@ -214,7 +214,7 @@ def test_a_calibrated_slowdown_is_caught_by_the_paired_gate(tmp_path):
 
     os.environ["PYTHONPATH"] = spin_env(tmp_path)["PYTHONPATH"]  # the workers inherit it
     try:
-        options = RunOptions(grid="smoke", max_time=0.05, processes=3, threads=1)
+        options = RunOptions(grid="smoke", max_time=0.05, processes=5, threads=1)
         outputs = {"base": tmp_path / "base.csv", "new": tmp_path / "new.csv"}
         sides = [runner.Side("base", REPO, ((FACTOR_ENV, "1.0"),)), runner.Side("new", REPO, ((FACTOR_ENV, "1.5"),))]
         lines = []
@@ -225,7 +225,7 @@ def test_a_calibrated_slowdown_is_caught_by_the_paired_gate(tmp_path):
     assert [p.verdict for p in c.pairs] == ["regression", "regression"], [(p.ratio, p.p_value) for p in c.pairs]
     assert all(1.3 < p.ratio < 1.7 for p in c.pairs)
     rows = read_results(outputs["new"])
-    assert [r["status"] for r in rows] == ["ok", "ok"] and all(r["processes"] == "3" for r in rows)
+    assert [r["status"] for r in rows] == ["ok", "ok"] and all(r["processes"] == "5" for r in rows)
     progress = [line for line in lines if line.startswith("[")]  # a busy machine adds a warning first
     assert len(progress) == 2 and progress[0].startswith("[1/2] rnn_tanh-T5-B2-I3-H4-float32:")
 

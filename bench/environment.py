@@ -50,15 +50,31 @@ def memory_gib() -> int:
         return 0
 
 
+#: The widest x86 vector extension first: a CPU's is the first of these its flags hold.
+VECTOR_ISAS = ("avx512f", "avx2", "avx")
+
+
+@functools.lru_cache(maxsize=None)
+def vector_isa() -> str:
+    """The widest vector extension the CPU reports, from :data:`VECTOR_ISAS` (``"avx512"`` for
+    ``avx512f``), or ``""`` when it reports none of them (non-x86 CPUs)."""
+    import cpuinfo
+
+    flags = set((cpuinfo.get_cpu_info() or {}).get("flags", ()))
+    return next((isa.removesuffix("f") if isa == "avx512f" else isa for isa in VECTOR_ISAS if isa in flags), "")
+
+
 def machine_id() -> str:
-    """``$RNN_BENCH_MACHINE_ID``, else a slug of CPU model, cores and memory,
-    e.g. ``intel-xeon-processor-2-80ghz-2c-24g``: the same on every machine of
-    one hardware kind, so history follows the hardware, not a host name."""
+    """``$RNN_BENCH_MACHINE_ID``, else a slug of CPU model, vector extension, cores and memory,
+    e.g. ``amd-epyc-avx2-2c-24g``: the same on every machine of one hardware kind, so history
+    follows the hardware, not a host name.  The vector extension is in it because a virtual
+    machine's model name may not tell CPU generations apart ("AMD EPYC" is given for EPYCs with
+    and without AVX-512), and the fastest kernels and BLAS routes differ between them."""
     override = os.environ.get("RNN_BENCH_MACHINE_ID")
     if override:
         return override
-    slug = re.sub(r"[^a-z0-9]+", "-", re.sub(r"\((r|tm)\)", "", cpu_model().lower())).strip("-")
-    return f"{slug}-{os.cpu_count()}c-{memory_gib()}g"
+    model = re.sub(r"[^a-z0-9]+", "-", re.sub(r"\((r|tm)\)", "", cpu_model().lower())).strip("-")
+    return "-".join(filter(None, (model, vector_isa(), f"{os.cpu_count()}c", f"{memory_gib()}g")))
 
 
 def blas_summary() -> tuple[str, int]:

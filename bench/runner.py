@@ -268,7 +268,8 @@ def aggregate(case: Case, backend: str, results: list) -> tuple[dict, list, list
     medians = [float(np.median(r.times)) for r in results]
     pooled = np.concatenate([np.asarray(r.times, float) for r in results])
     median = float(np.median(medians))
-    cv = float(np.std(medians, ddof=1) / np.mean(medians)) if len(medians) > 1 else ""
+    # "" where it has no meaning: one process, or medians of 0 s (a clock too coarse for the call)
+    cv = float(np.std(medians, ddof=1) / np.mean(medians)) if len(medians) > 1 and np.mean(medians) > 0 else ""
     reasons = []
     if cv != "" and cv > UNSTABLE_CV:
         reasons.append(f"processes disagree: their medians vary by {cv:.0%} (stdev/mean > {UNSTABLE_CV:.0%})")

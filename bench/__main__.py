@@ -25,12 +25,17 @@ def fail(message) -> int:
 
 
 def cmd_run(args) -> int:
-    """Time a grid through pytest-benchmark (the plugin in bench/plugin.py does the work)."""
+    """Time a grid through pytest-benchmark (the plugin in bench/plugin.py does the work); pytest's
+    own reporter is off and bench.report speaks of benchmarks instead."""
     import pytest
 
     from .options import GivenOptions
+    from .report import SweepReporter
 
-    code = int(pytest.main([*pytest_argv(), "-v"], plugins=[GivenOptions(RunOptions.read(vars(args).get))]))
+    voice = SweepReporter()
+    code = int(pytest.main(pytest_argv(),
+                           plugins=[GivenOptions(RunOptions.read(vars(args).get)), voice]))
+    voice.finish(code)
     if code == pytest.ExitCode.NO_TESTS_COLLECTED and args.resume:
         print(f"{args.resume}: complete, nothing to resume")
         return 0
@@ -40,9 +45,10 @@ def cmd_run(args) -> int:
 
 
 def pytest_argv() -> list[str]:
-    """pytest's arguments for the sweep in bench/bench_forward.py with this checkout's settings."""
+    """pytest's arguments for the sweep in bench/bench_forward.py with this checkout's settings; pytest's
+    terminal reporter off (bench.report.SweepReporter speaks) and nothing captured (the progress bar)."""
     argv = [str(HERE / "bench_forward.py"), "-p", "bench.plugin", "--benchmark-only", "--benchmark-quiet",
-            "--no-header", "-p", "no:cacheprovider", "-rfEs"]
+            "-p", "no:terminal", "-s", "-p", "no:cacheprovider"]
     pyproject = HERE.parent / "pyproject.toml"
     if pyproject.exists():
         argv += ["-c", str(pyproject), "--rootdir", str(HERE.parent)]

@@ -27,6 +27,7 @@ import pytest
 from .grids import GRIDS, get_grid, select
 from .runner import Side, Sweep, new_seed
 from .options import OPTIONS, RunOptions, add_options
+from .report import REPORTER
 from .results import COLUMNS, SCHEMA_VERSION, ResultFile, read_results, save_path, sidecar_path
 
 #: This plugin's state in pytest's own stash (the options are under bench.options.OPTIONS): the
@@ -270,9 +271,17 @@ class ParentRun:
             with capture.global_and_fixture_disabled():
                 (reporter.write_line if reporter is not None else print)(line)
         threads, processes = self.sweep.options.counts()
-        write(f"rnn-cell-bench: {len(self.sweep.cases)} cases x {len(self.sweep.backends)} backends, "
-              f"{processes} worker processes each, {threads} thread(s), seed {self.sweep.seed}")
-        rows = self.sweep.run(progress=write)[""]
+        header = (f"rnn-cell-bench: {len(self.sweep.cases)} cases x {len(self.sweep.backends)} backends, "
+                  f"{processes} worker processes each, {threads} thread(s), seed {self.sweep.seed}")
+        voice = self.config.stash.get(REPORTER, None)  # bench run's own reporter (bench.report)
+        if voice is None:
+            write(header)
+            rows = self.sweep.run(progress=write)[""]
+        else:
+            done = f" ({voice.already} already in {self.file.path})" if voice.already else ""
+            with capture.global_and_fixture_disabled(), voice.track() as (line, step):
+                line(f"{header}: {voice.to_run} benchmarks to time{done}")
+                rows = self.sweep.run(progress=line, step=step)[""]
         self.file.rows = rows
         self.rows = {(r["case_id"], r["backend"]): r for r in rows}
 

@@ -204,8 +204,11 @@ def test_cli_run_writes_csv_and_sidecar(tmp_path):
     out = tmp_path / "smoke.csv"
     proc = run_cli("run", "--grid", "smoke", "--out", str(out), "--max-time", "0.05", "--processes", "2")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    check_result_file(out, "smoke")
+    rows = check_result_file(out, "smoke")
     assert "per_step in microseconds (* best)" in proc.stdout and "rnn_tanh-T5-B2-I3-H4-float32" in proc.stdout
+    timed = sum(r["status"] == "ok" for r in rows)
+    assert f"{len(rows)} benchmarks: {timed} timed, {len(rows) - timed} not timed, 0 mismatches" in proc.stdout
+    assert " passed" not in proc.stdout and "skipped" not in proc.stdout  # a sweep, not a test session
     assert not list(tmp_path.glob(".*"))  # no partial files left
 
 
@@ -293,7 +296,7 @@ def test_resume_runs_only_missing_rows(tmp_path):
     (tmp_path / "r.json").rename(tmp_path / "r2.json")
     proc = run_cli("run", "--resume", str(tmp_path / "r2.csv"), "--max-time", "0.02", "--processes", "1")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "3 passed, 1 deselected" in proc.stdout  # grid and backends taken from the file
+    assert "3 benchmarks to time (1 already in" in proc.stdout  # grid and backends taken from the file
     resumed = read_results(tmp_path / "r2.csv")
     assert sorted((r["case_id"], r["backend"]) for r in resumed) == sorted(first)
     assert resumed[0]["run_id"] == first[(resumed[0]["case_id"], resumed[0]["backend"])]  # kept as measured

@@ -10,6 +10,7 @@ import dataclasses
 
 from .grids import GRIDS, get_grid, select
 from .options import RunOptions, add_options
+from .results import file_problem
 
 #: Paired processes per benchmark of an A/B run unless --processes says otherwise: enough for the
 #: paired t-test to resolve a 10% change on a noisy machine (README, "Comparing runs").
@@ -112,7 +113,7 @@ def cmd_show(args) -> int:
     try:
         rows = read_results(args.file)
     except (OSError, ValueError) as exc:
-        return fail(exc)
+        return fail(file_problem("FILE", exc))
     if rows and args.column not in rows[0]:
         return fail(f"--column: {args.column!r} is not a result column")
     for condition in args.where:
@@ -253,7 +254,7 @@ def cmd_plot(args) -> int:
     try:
         paths = plot_file(args.file)
     except (OSError, ValueError) as exc:
-        return fail(exc)
+        return fail(file_problem("FILE", exc))
     for p in paths:
         print(p)
     return 0

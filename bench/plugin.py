@@ -28,7 +28,7 @@ from .grids import GRIDS, get_grid, select
 from .runner import Side, Sweep, new_seed
 from .options import OPTIONS, RunOptions, add_options
 from .report import REPORTER
-from .results import COLUMNS, SCHEMA_VERSION, ResultFile, read_results, save_path, sidecar_path
+from .results import COLUMNS, SCHEMA_VERSION, ResultFile, file_problem, read_results, save_path, sidecar_path
 
 #: This plugin's state in pytest's own stash (the options are under bench.options.OPTIONS): the
 #: sweep's (case, backend) pairs, the run.
@@ -94,7 +94,7 @@ def pytest_configure(config):
         try:
             existing = read_results(options.resume)
         except (OSError, ValueError) as exc:
-            raise pytest.UsageError(f"--resume: {exc}") from None
+            raise pytest.UsageError(file_problem("--resume", exc)) from None
         if existing and existing[0]["schema_version"] != str(SCHEMA_VERSION):
             raise pytest.UsageError(f"--resume: {options.resume} has schema_version {existing[0]['schema_version']}; "
                                     f"this code writes {SCHEMA_VERSION}, so rerun it whole")

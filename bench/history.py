@@ -58,6 +58,13 @@ def _pooled(entries: list[Entry]) -> Entry:
     return Entry(entries[0].key, entries[0].label, "ok", float(np.median(samples)), samples)
 
 
+def _median(entry: Entry) -> float:
+    """The entry's median as its file states it (of process medians, for this runner's files),
+    else that of its rounds where the file's is missing or not a positive finite time."""
+    m = entry.median
+    return m if m is not None and 0 < m < float("inf") else float(np.median(entry.samples))
+
+
 def find_steps(entries: list[Entry], threshold: float = 1.10, alpha: float = 0.01) -> list[tuple[int, object]]:
     """Indices ``k`` (first entry after a step) with the :class:`bench.compare.Pair` that justified them, sorted."""
     steps = []
@@ -98,7 +105,7 @@ def trends(paths: list[Path], threshold: float = 1.10, alpha: float = 0.01) -> l
             continue
         names, entries = zip(*series)
         steps = [Step(names[k], k, pair.ratio, pair.p_value, pair.verdict) for k, pair in find_steps(list(entries), threshold, alpha)]
-        out.append(Trend(entries[0].label, key, list(names), [e.median for e in entries], steps))
+        out.append(Trend(entries[0].label, key, list(names), [_median(e) for e in entries], steps))
     return out
 
 

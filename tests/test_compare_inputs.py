@@ -5,6 +5,7 @@ import csv
 import io
 import json
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -138,6 +139,11 @@ def test_history_leaves_out_runs_of_zero_seconds(tmp_path):
     assert t.runs == [paths[0].stem, paths[2].stem] and t.steps == []
     text = format_trends([t], "m", 3)
     assert "nan" not in text.lower() and "inf" not in text.lower() and " -> " in text
+    from bench.plots import plot_history
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no division by 0 s, no singular axis
+        assert plot_history([t], tmp_path / "history.png", "m").stat().st_size > 0
 
 
 @pytest.mark.parametrize("fmt", ["table", "markdown"])

@@ -135,10 +135,7 @@ def figures(rows: list[dict], name: str) -> dict:
             else:
                 ax.set_xticks(sorted(xs), [str(x) for x in sorted(xs)])
             if min(ys) > 0 and max(ys) > min(ys):
-                from matplotlib.ticker import NullFormatter
-
-                ax.set_yscale("log")
-                ax.yaxis.set_minor_formatter(NullFormatter())
+                ax.set_yscale("log")  # matplotlib labels some minor ticks where no decade is in range
             ax.set_title(panel_title, fontsize="medium")
             ax.set_xlabel(xlabel)
             ax.set_ylabel(ylabel)

@@ -90,7 +90,7 @@ class SweepReporter:
         if not self.console.is_terminal:  # a log: the lines are the progress
             yield self.line, lambda done, total: None
             return
-        with Progress(TextColumn("cases"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        with Progress(TextColumn("cases"), BarColumn(), MofNCompleteColumn(), TextColumn("elapsed"), TimeElapsedColumn(),
                       TextColumn("left"), TimeRemainingColumn(), console=self.console, transient=True) as bar:
             task = bar.add_task("cases", total=None)
 

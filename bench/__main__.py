@@ -10,6 +10,7 @@ import dataclasses
 
 from .grids import GRIDS, get_grid, select
 from .options import RunOptions, add_options
+from .results import file_problem
 
 #: Paired processes per benchmark of an A/B run unless --processes says otherwise: enough for the
 #: paired t-test to resolve a 10% change on a noisy machine (README, "Comparing runs").
@@ -25,12 +26,17 @@ def fail(message) -> int:
 
 
 def cmd_run(args) -> int:
-    """Time a grid through pytest-benchmark (the plugin in bench/plugin.py does the work)."""
+    """Time a grid through pytest-benchmark (the plugin in bench/plugin.py does the work); pytest's
+    own reporter is off and bench.report speaks of benchmarks instead."""
     import pytest
 
     from .options import GivenOptions
+    from .report import SweepReporter
 
-    code = int(pytest.main([*pytest_argv(), "-v"], plugins=[GivenOptions(RunOptions.read(vars(args).get))]))
+    voice = SweepReporter()
+    code = int(pytest.main(pytest_argv(),
+                           plugins=[GivenOptions(RunOptions.read(vars(args).get)), voice]))
+    voice.finish(code)
     if code == pytest.ExitCode.NO_TESTS_COLLECTED and args.resume:
         print(f"{args.resume}: complete, nothing to resume")
         return 0
@@ -40,9 +46,10 @@ def cmd_run(args) -> int:
 
 
 def pytest_argv() -> list[str]:
-    """pytest's arguments for the sweep in bench/bench_forward.py with this checkout's settings."""
+    """pytest's arguments for the sweep in bench/bench_forward.py with this checkout's settings; pytest's
+    terminal reporter off (bench.report.SweepReporter speaks) and nothing captured (the progress bar)."""
     argv = [str(HERE / "bench_forward.py"), "-p", "bench.plugin", "--benchmark-only", "--benchmark-quiet",
-            "--no-header", "-p", "no:cacheprovider", "-rfEs"]
+            "-p", "no:terminal", "-s", "-p", "no:cacheprovider"]
     pyproject = HERE.parent / "pyproject.toml"
     if pyproject.exists():
         argv += ["-c", str(pyproject), "--rootdir", str(HERE.parent)]
@@ -106,7 +113,7 @@ def cmd_show(args) -> int:
     try:
         rows = read_results(args.file)
     except (OSError, ValueError) as exc:
-        return fail(exc)
+        return fail(file_problem("FILE", exc))
     if rows and args.column not in rows[0]:
         return fail(f"--column: {args.column!r} is not a result column")
     for condition in args.where:
@@ -247,7 +254,7 @@ def cmd_plot(args) -> int:
     try:
         paths = plot_file(args.file)
     except (OSError, ValueError) as exc:
-        return fail(exc)
+        return fail(file_problem("FILE", exc))
     for p in paths:
         print(p)
     return 0

@@ -18,6 +18,13 @@ significant); otherwise *unchanged*.  The test is at the unit of replication:
 side (``bench ab``): a one-sample t-test on the log ratios of paired process
 medians, whose mean gives the ratio.  Summaries use the geometric mean of the
 ratios (google/benchmark's compare.py reports the same).
+
+A side whose times cannot make a ratio -- a median of 0 s (a coarse clock, a
+hand-made file), a non-finite round, a process median that is not a positive
+finite time -- is *not comparable*, with the reason; no NaN or infinity
+reaches a verdict, a geometric mean or the output (JSON output is strict
+JSON).  Files of different schema versions are paired on the key columns
+both have, and the columns one lacks are named (:data:`bench.results.ADDED`).
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .results import SCHEMA_VERSION
+from .results import ADDED, SCHEMA_VERSION
 from .results import SPEC_COLUMNS, read_results, sidecar_path
 
 KEY_COLUMNS = ["backend", *SPEC_COLUMNS, "timesteps", "batch", "threads"]
@@ -42,6 +49,15 @@ KEY_COLUMNS = ["backend", *SPEC_COLUMNS, "timesteps", "batch", "threads"]
 COMPARED_METADATA = ["machine_id", "cpu_model", "cores", "blas", "blas_threads", "torch_threads", "python_version",
                      "numpy_version", "numba_version", "scipy_version", "torch_version", "numba_blas",
                      "thread_pools", "numba_threads", "peak_blas"]
+#: What a plain pytest-benchmark JSON's ``machine_info`` and ``commit_info`` say that should match
+#: for a fair comparison: (name in warnings, path in the document).  Ours carry the rows' metadata.
+FOREIGN_METADATA = [("machine_info.cpu.brand_raw", ("machine_info", "cpu", "brand_raw")),
+                    ("machine_info.cpu.count", ("machine_info", "cpu", "count")),
+                    ("machine_info.machine", ("machine_info", "machine")),
+                    ("machine_info.system", ("machine_info", "system")),
+                    ("machine_info.python_implementation", ("machine_info", "python_implementation")),
+                    ("machine_info.python_version", ("machine_info", "python_version")),
+                    ("commit_info.project", ("commit_info", "project"))]
 VERDICTS = ("regression", "improvement", "unchanged", "not comparable")
 
 
@@ -66,6 +82,7 @@ class Side:
     metadata: dict
     schema_version: int | None
     busy: str = ""  # why this file's run looks like it ran on a busy machine, or ""
+    dirty: str = ""  # the commit whose working tree had uncommitted changes when this file was made, or ""
 
 
 def _norm(value) -> str:
@@ -122,8 +139,11 @@ def load(path: str | Path) -> Side:
             median = float(r["median_s"]) if r["status"] == "ok" and r["median_s"] else None
             entries[key] = Entry(key, f"{r['case_id']}-{r['backend']}", r["status"], median, samples.get(key),
                                  info.get(key, (None, None, None))[2])
-        metadata = {c: ", ".join(sorted({str(r.get(c, "")) for r in rows} - {""})) for c in COMPARED_METADATA}
-        return Side(path, entries, metadata, int(rows[0]["schema_version"]), busy_reason(rows))
+        version = int(rows[0]["schema_version"])
+        metadata = {c: ", ".join(sorted({str(r.get(c, "")) for r in rows} - {""}))
+                    for c in COMPARED_METADATA if c not in added_since(version)}
+        dirty = next((r.get("git_commit") or "?" for r in rows if str(r.get("git_dirty")) == "True"), "")
+        return Side(path, entries, metadata, version, busy_reason(rows), dirty[:7])
     if path.suffix == ".json":
         doc = _read_json(path)
         if not isinstance(doc.get("benchmarks"), list):
@@ -131,10 +151,45 @@ def load(path: str | Path) -> Side:
         samples, info = _samples_by_key(doc["benchmarks"])
         entries = {k: Entry(k, info[k][0], "ok", info[k][1], samples[k], info[k][2]) for k in samples}
         ours = (doc.get("machine_info") or {}).get("rnn_cell_bench") or {}
-        metadata = {c: _norm(ours.get(c)) for c in COMPARED_METADATA} if ours else {}
         version = ours.get("schema_version")
-        return Side(path, entries, metadata, None if version is None else int(version))
+        metadata, dirty = json_metadata(doc)
+        return Side(path, entries, metadata, None if version is None else int(version), dirty=dirty)
     raise Unusable(f"{path}: expected a result .csv or a pytest-benchmark .json")
+
+
+def added_since(version: int | None) -> list[str]:
+    """Result columns that files of schema ``version`` lack (added by a later version); [] for None."""
+    if version is None:
+        return []
+    return [c for v, cols in ADDED.items() if v > version for c in cols]
+
+
+def _dig(doc, path: tuple):
+    for part in path:
+        doc = doc.get(part) if isinstance(doc, dict) else None
+    return doc
+
+
+def json_metadata(doc: dict) -> tuple[dict, str]:
+    """``(metadata, dirty)`` of a pytest-benchmark JSON: our rows' :data:`COMPARED_METADATA`
+    (each the set of values its benchmarks' ``extra_info`` hold, where they hold it), then what
+    pytest-benchmark's own ``machine_info`` and ``commit_info`` say (:data:`FOREIGN_METADATA`,
+    where present); ``dirty`` is the commit id when ``commit_info`` (or our rows) say the working
+    tree had uncommitted changes, else ""."""
+    extras = [b.get("extra_info") or {} for b in doc.get("benchmarks") or [] if isinstance(b, dict)]
+    metadata = {c: ", ".join(sorted({_norm(e.get(c)) for e in extras} - {""}))
+                for c in COMPARED_METADATA if any(c in e for e in extras)}
+    for name, where in FOREIGN_METADATA:
+        value = _dig(doc, where)
+        if value not in (None, ""):
+            metadata[name] = _norm(value)
+    commit = doc.get("commit_info") if isinstance(doc.get("commit_info"), dict) else {}
+    dirty = ""
+    if commit.get("dirty") is True:
+        dirty = str(commit.get("id") or "?")[:7]
+    elif any(str(e.get("git_dirty")) == "True" for e in extras):
+        dirty = str(next(e.get("git_commit") for e in extras if str(e.get("git_dirty")) == "True") or "?")[:7]
+    return metadata, dirty
 
 
 def busy_reason(rows: list[dict]) -> str:
@@ -206,16 +261,22 @@ def judge(base: Entry, new: Entry, threshold: float, alpha: float) -> Pair:
     """The verdict for one paired benchmark (see the module docstring)."""
     from scipy.stats import mannwhitneyu
 
-    pair = Pair(new.label, new.key, base.median, new.median, None, None, threshold, "not comparable")
+    pair = Pair(new.label, new.key, _finite(base.median), _finite(new.median), None, None, threshold, "not comparable")
     for side, e in (("BASE", base), ("NEW", new)):
         if e.status != "ok":
             pair.why = f"status {e.status} in {side}"
             return pair
-    if base.median and new.median:
-        pair.ratio = new.median / base.median
+    if pair.base and pair.new and pair.base > 0 and pair.new > 0:
+        pair.ratio = pair.new / pair.base
     for side, e in (("BASE", base), ("NEW", new)):
         if e.samples is None or len(e.samples) == 0:
             pair.why = f"no raw samples in {side}"
+            return pair
+    for side, e in (("BASE", base), ("NEW", new)):
+        problem = times_problem(e.samples, "rounds") or (e.process_medians and times_problem(e.process_medians,
+                                                                                           "process medians"))
+        if problem:
+            pair.ratio, pair.why = None, f"{side}: {problem}"
             return pair
     if base.process_medians and new.process_medians and min(len(base.process_medians), len(new.process_medians)) < 2:
         # rounds of one process are not replicates: its level is shared by all of them
@@ -243,6 +304,31 @@ def judge(base: Entry, new: Entry, threshold: float, alpha: float) -> Pair:
     return _verdict(pair, threshold, alpha)
 
 
+def times_problem(values, what: str = "rounds") -> str:
+    """Why ``values`` (seconds) cannot make a ratio, or "": a value that is not finite, a negative
+    one, or a median of 0 s (a coarse clock, a hand-made file): a ratio of it is 0, inf or NaN.
+    Process medians must all be positive (their logs are tested)."""
+    v = np.asarray(values, float)
+    if not np.all(np.isfinite(v)):
+        return f"{what} hold a value that is not finite ({float(v[~np.isfinite(v)][0])})"
+    if v.min() < 0:
+        return f"{what} hold a negative time ({v.min():g} s)"
+    if what == "process medians" and v.min() == 0:
+        return "a process median of 0 s (no time resolved)"
+    if np.median(v) == 0:
+        return f"median of the {what} is 0 s ({int(np.sum(v == 0))} of {v.size} are 0; no time resolved)"
+    return ""
+
+
+def _finite(x) -> float | None:
+    """``x`` as a float, or None where it is missing or not finite (NaN and infinity are not JSON)."""
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
 def _verdict(pair: Pair, threshold: float, alpha: float) -> Pair:
     """Set ``pair.verdict`` from its ratio and p-value: beyond the threshold and significant."""
     if pair.ratio >= 1:
@@ -259,7 +345,7 @@ def judge_paired(label: str, key: tuple, base: list, new: list, threshold: float
     log times); fewer than 2 pairs is not comparable."""
     from scipy.stats import ttest_1samp
 
-    pair = Pair(label, key, float(np.median(base)) if base else None, float(np.median(new)) if new else None,
+    pair = Pair(label, key, _finite(np.median(base)) if base else None, _finite(np.median(new)) if new else None,
                 None, None, threshold, "not comparable")
     if len(base) != len(new):
         pair.why = f"{len(base)} BASE processes against {len(new)} NEW: not paired"
@@ -299,7 +385,7 @@ class Comparison:
 
     def geomean(self, backend: str | None = None) -> float | None:
         """Geometric mean of NEW/BASE median ratios over comparable pairs (of one backend)."""
-        ratios = [p.ratio for p in self.pairs if p.verdict != "not comparable" and p.ratio
+        ratios = [p.ratio for p in self.pairs if p.verdict != "not comparable" and _finite(p.ratio) and p.ratio > 0
                   and (backend is None or p.key[0] == backend)]
         return float(np.exp(np.mean(np.log(ratios)))) if ratios else None
 
@@ -319,10 +405,9 @@ def compare(base_path, new_path, thresholds: dict | None = None, alpha: float = 
     thresholds = thresholds or {"default": 1.10}
     base, new = load(base_path), load(new_path)
     versions = {s.schema_version for s in (base, new)} - {None}
-    if len(versions) > 1:
-        raise Unusable(f"schema versions differ: BASE {base.schema_version}, NEW {new.schema_version}")
     if any(v > SCHEMA_VERSION for v in versions):
-        raise Unusable(f"schema version {versions.pop()} is newer than this code's {SCHEMA_VERSION}")
+        raise Unusable(f"schema version {max(versions)} is newer than this code's {SCHEMA_VERSION}")
+    notes = common_columns(base, new)
     common = [k for k in new.entries if k in base.entries]
     if not common:
         raise Unusable(f"no benchmarks in common between {base.path} and {new.path}")
@@ -336,18 +421,52 @@ def compare(base_path, new_path, thresholds: dict | None = None, alpha: float = 
         why, n = Counter(p.why for p in pairs).most_common(1)[0]
         raise Unusable(f"none of the {len(pairs)} common benchmarks is comparable ({n} of them: {why})")
     pairs.sort(key=lambda p: (p.verdict == "not comparable", -(p.ratio or 0)))
-    warnings = metadata_warnings(base, new)
+    warnings = notes + metadata_warnings(base, new)
+    warnings += [f"{name} was made from {side.dirty} with uncommitted changes: its code is not that commit's"
+                 for name, side in (("BASE", base), ("NEW", new)) if side.dirty]
     only_base = [base.entries[k].label for k in base.entries if k not in new.entries]
     only_new = [new.entries[k].label for k in new.entries if k not in base.entries]
     return Comparison(base, new, pairs, only_base, only_new, warnings, alpha)
 
 
+def common_columns(base: Side, new: Side) -> list[str]:
+    """Re-key both sides on the key columns both files' schemas have (a newer schema only adds
+    columns, :data:`bench.results.ADDED`) and return what was left out, as notes; [] when the
+    versions agree.
+
+    Raises:
+        Unusable: dropping a key column makes two rows of one side the same benchmark.
+    """
+    if base.schema_version is None or new.schema_version is None or base.schema_version == new.schema_version:
+        return []
+    old, older = (base, "BASE") if base.schema_version < new.schema_version else (new, "NEW")
+    missing = added_since(old.schema_version)
+    dropped = [i for i, c in enumerate(KEY_COLUMNS) if c in missing]
+    for name, side in (("BASE", base), ("NEW", new)):
+        entries = {}
+        for k, e in side.entries.items():
+            if k[0] != "name":
+                k = tuple(v for i, v in enumerate(k) if i not in dropped)
+            if k in entries:
+                raise Unusable(f"{name} has several rows of {e.label} once {[KEY_COLUMNS[i] for i in dropped]} "
+                               f"(not in {older}'s schema {old.schema_version}) is left out of the key")
+            e.key = k
+            entries[k] = e
+        side.entries = entries
+    keys = [KEY_COLUMNS[i] for i in dropped]
+    return [f"schema versions differ (BASE {base.schema_version}, NEW {new.schema_version}): compared on the "
+            f"columns both have; {older} lacks {', '.join(missing)}"
+            + (f" (benchmarks paired without {', '.join(keys)})" if keys else "")]
+
+
 def metadata_warnings(base: Side, new: Side) -> list[str]:
-    """Where the two sides' machines, libraries or threads differ, and where either ran busy."""
+    """Where the two sides' machines, libraries or threads differ, and where either ran busy.
+    A field is compared where both sides have it (our rows' columns, or a plain
+    pytest-benchmark JSON's ``machine_info``/``commit_info``)."""
     warnings = [
-        f"{field} differs: BASE {base.metadata.get(field)!r}, NEW {new.metadata.get(field)!r}"
-        for field in COMPARED_METADATA
-        if base.metadata and new.metadata and base.metadata.get(field) != new.metadata.get(field)
+        f"{field} differs: BASE {base.metadata[field]!r}, NEW {new.metadata[field]!r}"
+        for field in base.metadata
+        if field in new.metadata and base.metadata[field] != new.metadata[field]
     ]
     warnings += [f"{name} ran on a busy machine: {side.busy}" for name, side in (("BASE", base), ("NEW", new))
                  if side.busy]
@@ -360,7 +479,9 @@ FIELDS = ["benchmark", "base_median_s", "new_median_s", "ratio", "p_value", "thr
 
 
 def records(c: Comparison) -> list[dict]:
-    return [dict(zip(FIELDS, (p.label, p.base, p.new, p.ratio, p.p_value, p.threshold, p.verdict, p.why)))
+    """One dict of :data:`FIELDS` per pair; a number that is missing or not finite is None."""
+    return [dict(zip(FIELDS, (p.label, _finite(p.base), _finite(p.new), _finite(p.ratio), _finite(p.p_value),
+                              p.threshold, p.verdict, p.why)))
             for p in c.pairs]
 
 
@@ -399,7 +520,8 @@ def format_comparison(c: Comparison, fmt: str = "table") -> str:
     """The comparison as ``table`` (text), ``csv``, ``json`` or ``markdown``."""
     recs = records(c)
     if fmt == "json":
-        return json.dumps({"base": str(c.base.path), "new": str(c.new.path), "rows": recs, "summary": summary(c)}, indent=2)
+        doc = {"base": str(c.base.path), "new": str(c.new.path), "rows": recs, "summary": summary(c)}
+        return json.dumps(doc, indent=2, allow_nan=False)  # strict JSON: every number is finite or null
     if fmt == "csv":
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=FIELDS, lineterminator="\n")

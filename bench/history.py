@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .compare import Entry, judge, load
+from .compare import Entry, judge, load, times_problem
 
 
 def machines(results_dir: Path) -> list[str]:
@@ -58,6 +58,13 @@ def _pooled(entries: list[Entry]) -> Entry:
     return Entry(entries[0].key, entries[0].label, "ok", float(np.median(samples)), samples)
 
 
+def _median(entry: Entry) -> float:
+    """The entry's median as its file states it (of process medians, for this runner's files),
+    else that of its rounds where the file's is missing or not a positive finite time."""
+    m = entry.median
+    return m if m is not None and 0 < m < float("inf") else float(np.median(entry.samples))
+
+
 def find_steps(entries: list[Entry], threshold: float = 1.10, alpha: float = 0.01) -> list[tuple[int, object]]:
     """Indices ``k`` (first entry after a step) with the :class:`bench.compare.Pair` that justified them, sorted."""
     steps = []
@@ -84,18 +91,21 @@ def find_steps(entries: list[Entry], threshold: float = 1.10, alpha: float = 0.0
 
 
 def trends(paths: list[Path], threshold: float = 1.10, alpha: float = 0.01) -> list[Trend]:
-    """Per benchmark timed in any of ``paths`` (oldest first): medians per run and the steps found."""
+    """Per benchmark timed in any of ``paths`` (oldest first): medians per run and the steps found.
+    A run whose rounds cannot make a ratio (:func:`bench.compare.times_problem`: a median of 0 s,
+    a non-finite round) is left out of the benchmark's series."""
     sides = [load(p) for p in paths]
     keys = list(dict.fromkeys(k for s in sides for k in s.entries))
     out = []
     for key in keys:
         series = [(s.path.stem, s.entries[key]) for s in sides
-                  if key in s.entries and s.entries[key].status == "ok" and s.entries[key].samples is not None]
+                  if key in s.entries and s.entries[key].status == "ok" and s.entries[key].samples is not None
+                  and len(s.entries[key].samples) and not times_problem(s.entries[key].samples)]
         if not series:
             continue
         names, entries = zip(*series)
         steps = [Step(names[k], k, pair.ratio, pair.p_value, pair.verdict) for k, pair in find_steps(list(entries), threshold, alpha)]
-        out.append(Trend(entries[0].label, key, list(names), [e.median for e in entries], steps))
+        out.append(Trend(entries[0].label, key, list(names), [_median(e) for e in entries], steps))
     return out
 
 

@@ -34,7 +34,9 @@ class TimingPolicy:
     Attributes:
         max_time: seconds of timed rounds to aim for.
         min_rounds: rounds to take at least, budget permitting.
-        max_rounds: rounds to take at most.
+        max_rounds: rounds to take at most (the raw samples a process keeps); where
+            ``max_time`` would need more, each round repeats the call more often instead, so
+            the rounds still fill ``max_time`` (:meth:`plan`).
         budget: seconds the timed rounds of one benchmark may take at most;
             rounds are cut to fit, and a case whose :data:`MIN_USEFUL_ROUNDS`
             calls would not fit is reported 'over_budget' without being timed.
@@ -76,8 +78,17 @@ class TimingPolicy:
         return min(times)
 
     def plan(self, call_s: float) -> tuple[int, int, str]:
-        """``(rounds, iterations, note)`` for calls of ``call_s`` seconds; rounds 0 = over budget."""
-        iterations = max(1, math.ceil(self.min_round_s / max(call_s, 1e-9) - 1e-9))  # - 1e-9: 1e-4/1e-6 is 100.00000000000001
+        """``(rounds, iterations, note)`` for calls of ``call_s`` seconds; rounds 0 = over budget.
+
+        A round is ``iterations`` calls: enough to last ``min_round_s``, and enough that
+        ``max_rounds`` rounds last ``max_time``; rounds are ``max_time`` / round, within
+        ``min_rounds`` .. ``max_rounds``, cut to fit ``budget``.  So the timed rounds last at least
+        ``max_time`` (or ``min_rounds`` rounds), whatever the call's length, budget permitting.
+        """
+        call_s = max(call_s, 1e-9)
+        # - 1e-9: 1e-4/1e-6 is 100.00000000000001
+        iterations = max(1, math.ceil(self.min_round_s / call_s - 1e-9),
+                         math.ceil(self.max_time / (self.max_rounds * call_s) - 1e-9))
         round_s = call_s * iterations
         rounds = min(self.max_rounds, max(self.min_rounds, math.ceil(self.max_time / round_s)))
         if rounds * round_s <= self.budget:

@@ -40,8 +40,10 @@ class RunOptions:
                          default=False, action="store_true")
     resume: str | None = _option("complete result CSV FILE: run only the rows it lacks and rows that errored "
                                  "(grid and backends default to the file's)", metavar="FILE")
-    max_time: float | None = _option(f"seconds of timed rounds to aim for per benchmark (default {_DEFAULTS.max_time}; "
-                                     f"{', '.join(f'{g}: {t}' for g, t in MAX_TIME.items())})", type=float)
+    max_time: float | None = _option(f"seconds of timed rounds to aim for per benchmark and process (default "
+                                     f"{_DEFAULTS.max_time}; {', '.join(f'{g}: {t}' for g, t in MAX_TIME.items())}); "
+                                     f"at most {_DEFAULTS.max_rounds} rounds are kept, so a fast call is repeated "
+                                     "within each round until they fill it", type=float)
     min_rounds: int | None = _option(f"timed rounds at least, budget permitting (default {_DEFAULTS.min_rounds})",
                                      type=int)
     budget: float | None = _option(f"seconds of timed rounds per benchmark at most (default {_DEFAULTS.budget})",

@@ -19,7 +19,12 @@ def _pyplot():
 
 
 def _ok(rows):
-    return [r for r in rows if r["status"] == "ok" and number(r["per_step_s"]) is not None]
+    """The timed rows: status ok and a positive finite time (a log axis and a ratio need one)."""
+    def positive(value):
+        v = number(value)
+        return v is not None and 0 < v < float("inf")
+
+    return [r for r in rows if r["status"] == "ok" and positive(r.get("per_step_s")) and positive(r.get("median_s"))]
 
 
 def _grid(plt, nrows, ncols, title):
@@ -36,70 +41,126 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def plot_file(path: str | Path) -> list[Path]:
-    """Write PNGs next to result CSV ``path`` and return their paths.
+def spec_label(row: dict) -> str:
+    """The cell a row is of, for a panel title: its mode, then each spec field that differs from
+    the grids' defaults (one layer, unidirectional, time-major, with bias, I = H, float32),
+    e.g. ``gru, 2 layers, bidirectional``."""
+    parts = [row["mode"]]
+    if int(row.get("num_layers") or 1) != 1:
+        parts.append(f"{row['num_layers']} layers")
+    parts += [word for field, word in (("bidirectional", "bidirectional"), ("batch_first", "batch_first"))
+              if str(row.get(field)) == "True"]
+    if str(row.get("bias")) == "False":
+        parts.append("no bias")
+    if row.get("input_size") not in (None, "", row.get("hidden_size")):
+        parts.append(f"I={row['input_size']}")
+    if row.get("dtype") not in (None, "", "float32"):
+        parts.append(row["dtype"])
+    return ", ".join(parts)
 
-    - ``<stem>.per_step_vs_hidden.png``: seconds per timestep against H (log-log), one
-      line per backend, one panel per mode (columns) and batch size (rows), at
-      the largest T in the file;
-    - ``<stem>.time_vs_timesteps.png``: seconds per call against T, same layout, at
-      the largest H;
-    - ``<stem>.pct_peak_vs_hidden.png``: achieved FLOP/s as % of the GEMM peak
-      measured in the same run, against H (files of schema 2 and later);
-    - ``<stem>.speedup_over_numpy.png``: each backend's speedup over ``numpy``
-      (numpy time / backend time) as a heatmap over (T, H), one panel per mode
-      (columns) and (backend, batch size) (rows).
+
+def _family(row: dict) -> tuple:
+    """What a panel holds fixed besides its x column and its other size: the spec, all but H
+    (I only where it is not H), and B."""
+    i = "" if row.get("input_size") == row.get("hidden_size") else row.get("input_size")
+    return (row["mode"], row.get("num_layers"), row.get("bidirectional"), row.get("batch_first"), row.get("bias"),
+            row.get("dtype"), i, int(row["batch"]))
+
+
+def line_panels(rows: list[dict], x_col: str, fixed_col: str) -> list[tuple[str, list[dict]]]:
+    """``[(title, rows)]``: one panel per cell spec and batch size present in ``rows``, at the value
+    of ``fixed_col`` (T or H) with the most distinct ``x_col`` values there (the largest on a tie),
+    so every panel shows what the file has and its title names it."""
+    families: dict = {}
+    for r in rows:
+        families.setdefault(_family(r), []).append(r)
+    panels = []
+    for family, members in families.items():
+        xs: dict = {}
+        for r in members:
+            xs.setdefault(int(r[fixed_col]), set()).add(int(r[x_col]))
+        fixed = max(xs, key=lambda v: (len(xs[v]), v))
+        short = {"timesteps": "T", "hidden_size": "H"}[fixed_col]
+        panels.append((f"{spec_label(members[0])}, B={family[-1]}, {short}={fixed}",
+                       [r for r in members if int(r[fixed_col]) == fixed]))
+    return panels
+
+
+def _panel_grid(plt, n: int, title: str, most_columns: int = 4):
+    """A figure with ``n`` panels in rows of at most ``most_columns``; the spare axes removed."""
+    ncols = min(most_columns, n)
+    nrows = -(-n // ncols)
+    fig, axes = _grid(plt, nrows, ncols, title)
+    flat = [ax for row in axes for ax in row]
+    for ax in flat[n:]:
+        fig.delaxes(ax)
+    return fig, flat[:n]
+
+
+def _log_axis(axis, values) -> None:
+    """A log axis ticked at ``values`` (the sizes the file has), with no minor labels to overlap."""
+    from matplotlib.ticker import NullLocator
+
+    axis.set_ticks(sorted(values), [str(v) for v in sorted(values)])
+    axis.set_minor_locator(NullLocator())
+
+
+def figures(rows: list[dict], name: str) -> dict:
+    """The plots of :func:`plot_file` as matplotlib Figures, ``{file suffix: Figure}``, from the
+    rows of a result file called ``name``; untimed rows are left out.
 
     Raises:
-        ValueError: the file has no timed rows.
+        ValueError: no timed rows.
     """
-    path = Path(path)
-    rows = _ok(read_results(path))
+    rows = _ok(rows)
     if not rows:
-        raise ValueError(f"{path}: no timed rows to plot")
+        raise ValueError(f"{name}: no timed rows to plot")
     plt = _pyplot()
-    modes = list(dict.fromkeys(r["mode"] for r in rows))
     backends = list(dict.fromkeys(r["backend"] for r in rows))
-    batches = sorted({int(r["batch"]) for r in rows})
-    t_max = max(int(r["timesteps"]) for r in rows)
-    h_max = max(int(r["hidden_size"]) for r in rows)
-    written = []
+    out = {}
 
-    def lines(x_col, y_col, fixed_col, fixed, xlabel, ylabel, title, name):
-        fig, axes = _grid(plt, len(batches), len(modes), title)
-        for i, b in enumerate(batches):
-            for j, m in enumerate(modes):
-                ax = axes[i][j]
-                for backend in backends:
-                    pts = sorted((int(r[x_col]), float(r[y_col])) for r in rows
-                                 if r["mode"] == m and int(r["batch"]) == b and r["backend"] == backend and int(r[fixed_col]) == fixed)
-                    if pts:
-                        ax.plot(*zip(*pts), marker="o", label=backend)
-                if len({x for line in ax.lines for x in line.get_xdata()}) > 1:  # a log axis needs a range
-                    ax.set_xscale("log")
-                    ax.set_yscale("log")
-                ax.set_title(f"{m}, B={b}")
-                ax.set_xlabel(xlabel)
-                ax.set_ylabel(ylabel)
-                ax.grid(True, which="both", alpha=0.3)
-                if ax.lines:
-                    ax.legend(fontsize="small")
-        written.append(_save(fig, path.with_name(f"{path.stem}.{name}.png")))
+    def lines(x_col, y_col, fixed_col, xlabel, ylabel, title, key):
+        panels = line_panels(rows, x_col, fixed_col)
+        fig, axes = _panel_grid(plt, len(panels), title)
+        for ax, (panel_title, members) in zip(axes, panels):
+            for backend in backends:
+                pts = sorted((int(r[x_col]), float(r[y_col])) for r in members if r["backend"] == backend)
+                if pts:
+                    ax.plot(*zip(*pts), marker="o", label=backend)
+            xs = {int(r[x_col]) for r in members}
+            ys = [float(r[y_col]) for r in members]
+            if len(xs) > 1:  # a log axis needs a range
+                ax.set_xscale("log")
+                _log_axis(ax.xaxis, xs)
+            else:
+                ax.set_xticks(sorted(xs), [str(x) for x in sorted(xs)])
+            if min(ys) > 0 and max(ys) > min(ys):
+                ax.set_yscale("log")  # matplotlib labels some minor ticks where no decade is in range
+            ax.set_title(panel_title, fontsize="medium")
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel(ylabel)
+            ax.grid(True, which="both", alpha=0.3)
+            ax.legend(fontsize="small")
+        out[key] = fig
 
-    lines("hidden_size", "per_step_s", "timesteps", t_max, "hidden size H", "median seconds per timestep",
-          f"{path.name}: seconds per timestep vs hidden size (T={t_max})", "per_step_vs_hidden")
-    lines("timesteps", "median_s", "hidden_size", h_max, "timesteps T", "median seconds per call",
-          f"{path.name}: time vs timesteps (H={h_max})", "time_vs_timesteps")
+    lines("hidden_size", "per_step_s", "timesteps", "hidden size H", "median seconds per timestep",
+          f"{name}: seconds per timestep vs hidden size", "per_step_vs_hidden")
+    lines("timesteps", "median_s", "hidden_size", "timesteps T", "median seconds per call",
+          f"{name}: time vs timesteps", "time_vs_timesteps")
     if all(number(r.get("pct_peak")) is not None for r in rows):
-        lines("hidden_size", "pct_peak", "timesteps", t_max, "hidden size H", "% of this machine's GEMM peak",
-              f"{path.name}: achieved FLOP/s as % of the measured GEMM peak (T={t_max})", "pct_peak_vs_hidden")
+        lines("hidden_size", "pct_peak", "timesteps", "hidden size H", "% of this machine's GEMM peak",
+              f"{name}: achieved FLOP/s as % of the measured GEMM peak", "pct_peak_vs_hidden")
 
-    others = [(b, batch) for b in backends if b != "numpy" for batch in batches]
-    if "numpy" in backends and others:
-        fig, axes = _grid(plt, len(others), len(modes), f"{path.name}: speedup over numpy (numpy time / backend time)")
-        for i, (backend, batch) in enumerate(others):
-            for j, m in enumerate(modes):
-                sel = [r for r in rows if r["mode"] == m and int(r["batch"]) == batch]
+    if "numpy" in backends and len(backends) > 1:
+        families: dict = {}
+        for r in rows:
+            families.setdefault(_family(r), []).append(r)
+        panels = [(backend, family, members) for backend in backends if backend != "numpy"
+                  for family, members in families.items()
+                  if any(r["backend"] == backend for r in members) and any(r["backend"] == "numpy" for r in members)]
+        if panels:
+            fig, axes = _panel_grid(plt, len(panels), f"{name}: speedup over numpy (numpy time / backend time)")
+            for ax, (backend, family, sel) in zip(axes, panels):
                 ts = sorted({int(r["timesteps"]) for r in sel})
                 hs = sorted({int(r["hidden_size"]) for r in sel})
                 cell = {(int(r["timesteps"]), int(r["hidden_size"]), r["backend"]): float(r["median_s"]) for r in sel}
@@ -108,7 +169,6 @@ def plot_file(path: str | Path) -> list[Path]:
                     for c, h in enumerate(hs):
                         if (t, h, "numpy") in cell and (t, h, backend) in cell:
                             grid[a, c] = cell[(t, h, "numpy")] / cell[(t, h, backend)]
-                ax = axes[i][j]
                 image = ax.imshow(np.log2(grid), cmap="RdBu", vmin=-6, vmax=6, origin="lower", aspect="auto")
                 for (a, c), v in np.ndenumerate(grid):
                     if np.isfinite(v):
@@ -117,10 +177,34 @@ def plot_file(path: str | Path) -> list[Path]:
                 ax.set_yticks(range(len(ts)), [str(t) for t in ts])
                 ax.set_xlabel("hidden size H")
                 ax.set_ylabel("timesteps T")
-                ax.set_title(f"{backend}, {m}, B={batch}")
-        fig.colorbar(image, ax=axes, label="log2 of the speedup over numpy (blank: not timed)", shrink=0.5)
-        written.append(_save(fig, path.with_name(f"{path.stem}.speedup_over_numpy.png")))
-    return written
+                ax.set_title(f"{backend}: {spec_label(sel[0])}, B={family[-1]}", fontsize="medium")
+            fig.colorbar(image, ax=axes, label="log2 of the speedup over numpy (blank: not timed)", shrink=0.5)
+            out["speedup_over_numpy"] = fig
+    return out
+
+
+def plot_file(path: str | Path) -> list[Path]:
+    """Write PNGs next to result CSV ``path`` and return their paths.
+
+    One panel per cell spec and batch size in the file (:func:`line_panels`; its title names the
+    spec, B, and the T or H it is drawn at: the one with the most sizes there):
+
+    - ``<stem>.per_step_vs_hidden.png``: seconds per timestep against H (log-log), one
+      line per backend;
+    - ``<stem>.time_vs_timesteps.png``: seconds per call against T, same layout;
+    - ``<stem>.pct_peak_vs_hidden.png``: achieved FLOP/s as % of the GEMM peak
+      measured in the same run, against H (files of schema 2 and later);
+    - ``<stem>.speedup_over_numpy.png``: each backend's speedup over ``numpy``
+      (numpy time / backend time) as a heatmap over (T, H), one panel per backend,
+      cell spec and batch size.
+
+    Raises:
+        ValueError: the file has no timed rows.
+        FileNotFoundError: no such file.
+    """
+    path = Path(path)
+    figs = figures(read_results(path), path.name)
+    return [_save(fig, path.with_name(f"{path.stem}.{key}.png")) for key, fig in figs.items()]
 
 
 def plot_history(trends, out: Path, machine: str) -> Path:

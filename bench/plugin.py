@@ -27,7 +27,8 @@ import pytest
 from .grids import GRIDS, get_grid, select
 from .runner import Side, Sweep, new_seed
 from .options import OPTIONS, RunOptions, add_options
-from .results import COLUMNS, SCHEMA_VERSION, ResultFile, read_results, save_path, sidecar_path
+from .report import REPORTER
+from .results import COLUMNS, SCHEMA_VERSION, ResultFile, file_problem, read_results, save_path, sidecar_path
 
 #: This plugin's state in pytest's own stash (the options are under bench.options.OPTIONS): the
 #: sweep's (case, backend) pairs, the run.
@@ -93,7 +94,7 @@ def pytest_configure(config):
         try:
             existing = read_results(options.resume)
         except (OSError, ValueError) as exc:
-            raise pytest.UsageError(f"--resume: {exc}") from None
+            raise pytest.UsageError(file_problem("--resume", exc)) from None
         if existing and existing[0]["schema_version"] != str(SCHEMA_VERSION):
             raise pytest.UsageError(f"--resume: {options.resume} has schema_version {existing[0]['schema_version']}; "
                                     f"this code writes {SCHEMA_VERSION}, so rerun it whole")
@@ -270,9 +271,17 @@ class ParentRun:
             with capture.global_and_fixture_disabled():
                 (reporter.write_line if reporter is not None else print)(line)
         threads, processes = self.sweep.options.counts()
-        write(f"rnn-cell-bench: {len(self.sweep.cases)} cases x {len(self.sweep.backends)} backends, "
-              f"{processes} worker processes each, {threads} thread(s), seed {self.sweep.seed}")
-        rows = self.sweep.run(progress=write)[""]
+        header = (f"rnn-cell-bench: {len(self.sweep.cases)} cases x {len(self.sweep.backends)} backends, "
+                  f"{processes} worker processes each, {threads} thread(s), seed {self.sweep.seed}")
+        voice = self.config.stash.get(REPORTER, None)  # bench run's own reporter (bench.report)
+        if voice is None:
+            write(header)
+            rows = self.sweep.run(progress=write)[""]
+        else:
+            done = f" ({voice.already} already in {self.file.path})" if voice.already else ""
+            with capture.global_and_fixture_disabled(), voice.track() as (line, step):
+                line(f"{header}: {voice.to_run} benchmarks to time{done}")
+                rows = self.sweep.run(progress=line, step=step)[""]
         self.file.rows = rows
         self.rows = {(r["case_id"], r["backend"]): r for r in rows}
 

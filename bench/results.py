@@ -205,3 +205,15 @@ def read_results(path: str | os.PathLike) -> list[dict]:
         for c in later:
             r.setdefault(c, "")
     return rows
+
+
+def file_problem(arg: str, exc: Exception) -> str:
+    """One line for a result file (argument ``arg``, e.g. ``FILE`` or ``--resume``) that cannot be read
+    (``exc`` from :func:`read_results`), naming the argument: no bare errno."""
+    if isinstance(exc, FileNotFoundError):
+        return f"{arg}: no such file: {exc.filename}"
+    if isinstance(exc, IsADirectoryError):
+        return f"{arg}: expected a result .csv file, got the directory {exc.filename}"
+    if isinstance(exc, OSError):
+        return f"{arg}: cannot read {exc.filename}: {exc.strerror}"
+    return f"{arg}: {exc}"

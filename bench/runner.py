@@ -268,7 +268,8 @@ def aggregate(case: Case, backend: str, results: list) -> tuple[dict, list, list
     medians = [float(np.median(r.times)) for r in results]
     pooled = np.concatenate([np.asarray(r.times, float) for r in results])
     median = float(np.median(medians))
-    cv = float(np.std(medians, ddof=1) / np.mean(medians)) if len(medians) > 1 else ""
+    # "" where it has no meaning: one process, or medians of 0 s (a clock too coarse for the call)
+    cv = float(np.std(medians, ddof=1) / np.mean(medians)) if len(medians) > 1 and np.mean(medians) > 0 else ""
     reasons = []
     if cv != "" and cv > UNSTABLE_CV:
         reasons.append(f"processes disagree: their medians vary by {cv:.0%} (stdev/mean > {UNSTABLE_CV:.0%})")
@@ -384,14 +385,15 @@ class Sweep:
     existing: dict = dataclasses.field(default_factory=dict)  # side label -> rows already done (resume)
     extra_backends: dict = dataclasses.field(default_factory=dict)  # register_backend()s: name -> "module:attr"
 
-    def run(self, progress=print) -> dict:
+    def run(self, progress=print, step=None) -> dict:
         """Run every case on live workers, write every row as soon as its case is done; returns
         ``{side label: [rows]}``.
 
         All workers of the run (``processes`` per backend and side) are started at once and wait,
         idle, for requests.  Case by case, each prepares it in turn (no two warm-ups compete),
         then their bursts alternate (:func:`burst_order`).  ``progress(line)`` is told what
-        happens.  KeyboardInterrupt propagates after the files hold every completed row.
+        happens; ``step(cases done, cases to do)``, when given, before the first case and after
+        each (for a progress bar).  KeyboardInterrupt propagates after the files hold every completed row.
         """
         from .roofline import place
 
@@ -419,6 +421,8 @@ class Sweep:
             try:
                 workers += [Worker(slot, job, Path(tmp), threads, cpus)
                             for slot in schedule(self.sides, self.backends, processes, self.seed)]
+                if step is not None:
+                    step(0, len(cases))
                 for n, case in enumerate(cases, 1):
                     results = self._one_case(case, workers, done, rng)
                     results = {k: results[k] for k in ((s.label, b) for s in self.sides for b in self.backends)
@@ -431,6 +435,8 @@ class Sweep:
                     summary = ", ".join(f"{label + ' ' if label else ''}{backend} {_short(per, case.timesteps)}"
                                         for (label, backend), per in results.items())
                     progress(f"[{n}/{len(cases)}] {case.id}: {summary}")
+                    if step is not None:
+                        step(n, len(cases))
             except BaseException:  # interrupted, terminated or failed: no worker outlives the run
                 for w in workers:
                     w.proc.kill()

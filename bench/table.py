@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 
 from .results import number
@@ -21,7 +22,7 @@ def pivot(rows: list[dict], column: str, scale: float, lower_is_better: bool = T
         cases.setdefault(r["case_id"], {})[r["backend"]] = value
     lines = []
     for case_id, cells in cases.items():
-        timed = {b: v for b, v in cells.items() if isinstance(v, float)}
+        timed = {b: v for b, v in cells.items() if isinstance(v, float) and math.isfinite(v)}  # NaN is never best
         best = (min if lower_is_better else max)(timed, key=timed.get) if len(timed) > 1 else None
         texts = []
         for b in backends:

@@ -137,8 +137,17 @@ def parse_backend_name(name) -> BackendName:
     base, sep, variant = name.partition(":") if isinstance(name, str) else ("", "", "")
     if base not in BACKENDS or (sep and variant not in _variants(base)):
         forced = [n for n in backend_names(variants=True) if ":" in n]
-        raise ValueError(f"backend: unknown name {name!r}; known: {list(BACKENDS)} (and {forced})")
+        raise ValueError(f"backend: unknown name {name!r}{did_you_mean(name)}; known: {list(BACKENDS)} (and {forced})")
     return BackendName(base, variant)
+
+
+def did_you_mean(name) -> str:
+    """`` (did you mean 'numba:blas'?)`` for the registered names (variants included) closest to
+    ``name`` (difflib), or ""."""
+    import difflib
+
+    close = difflib.get_close_matches(str(name), backend_names(variants=True), n=2)
+    return f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
 
 
 def parse_backend_list(text: str) -> list[str]:
@@ -157,7 +166,8 @@ def parse_backend_list(text: str) -> list[str]:
             unknown.append(n)
     if unknown or not names:
         known = ", ".join(backend_names(variants=True))
-        raise ValueError(f"--backends: unknown {unknown or repr(text)}; known: {known}")
+        hint = "".join(did_you_mean(n) for n in unknown[:1])
+        raise ValueError(f"--backends: unknown {unknown or repr(text)}{hint}; known: {known}")
     return names
 
 

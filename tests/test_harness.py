@@ -59,7 +59,8 @@ def test_unknown_grid():
 @pytest.mark.parametrize(
     "call_s, expected",
     [
-        (1e-6, (1000, 100)),  # short calls: repeated within a round, rounds capped
+        (1e-6, (1000, 1000)),  # short calls: rounds capped at 1000, so each round repeats the call 1000 times
+        (5e-4, (1000, 2)),  # 2000 rounds of one call would be needed: 1000 of two
         (0.01, (100, 1)),  # max_time / call
         (0.5, (10, 1)),  # min_rounds
         (5.0, (6, 1)),  # cut by the 30 s budget
@@ -70,6 +71,19 @@ def test_timing_plan(call_s, expected):
     rounds, iterations, note = TimingPolicy().plan(call_s)
     assert (rounds, iterations) == expected
     assert ("budget" in note) == (call_s >= 5.0)
+
+
+@pytest.mark.parametrize("max_time", [0.05, 1.0, 10.0])
+def test_rounds_fill_max_time_whatever_the_call_length(max_time):
+    """The 1000-round cap bounds the samples kept, not the time: the rounds of a fast call still
+    last max_time (within one round), in at most max_rounds rounds."""
+    policy = TimingPolicy(max_time=max_time, budget=100.0)
+    for call_s in (2e-8, 1e-6, 3e-5, 1e-4, 7e-4, 1e-3, 0.02):
+        rounds, iterations, _ = policy.plan(call_s)
+        timed = rounds * iterations * call_s
+        assert policy.min_rounds <= rounds <= policy.max_rounds and iterations * call_s >= policy.min_round_s * (1 - 1e-9)
+        assert max_time * (1 - 1e-9) <= timed or rounds == policy.min_rounds, (call_s, rounds, iterations)
+        assert timed < max_time + 2 * iterations * call_s or rounds == policy.min_rounds, (call_s, rounds, iterations)
 
 
 def test_a_case_is_timed_exactly_when_its_useful_rounds_fit_the_budget():
@@ -204,8 +218,11 @@ def test_cli_run_writes_csv_and_sidecar(tmp_path):
     out = tmp_path / "smoke.csv"
     proc = run_cli("run", "--grid", "smoke", "--out", str(out), "--max-time", "0.05", "--processes", "2")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    check_result_file(out, "smoke")
+    rows = check_result_file(out, "smoke")
     assert "per_step in microseconds (* best)" in proc.stdout and "rnn_tanh-T5-B2-I3-H4-float32" in proc.stdout
+    timed = sum(r["status"] == "ok" for r in rows)
+    assert f"{len(rows)} benchmarks: {timed} timed, {len(rows) - timed} not timed, 0 mismatches" in proc.stdout
+    assert " passed" not in proc.stdout and "skipped" not in proc.stdout  # a sweep, not a test session
     assert not list(tmp_path.glob(".*"))  # no partial files left
 
 
@@ -293,7 +310,7 @@ def test_resume_runs_only_missing_rows(tmp_path):
     (tmp_path / "r.json").rename(tmp_path / "r2.json")
     proc = run_cli("run", "--resume", str(tmp_path / "r2.csv"), "--max-time", "0.02", "--processes", "1")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "3 passed, 1 deselected" in proc.stdout  # grid and backends taken from the file
+    assert "3 benchmarks to time (1 already in" in proc.stdout  # grid and backends taken from the file
     resumed = read_results(tmp_path / "r2.csv")
     assert sorted((r["case_id"], r["backend"]) for r in resumed) == sorted(first)
     assert resumed[0]["run_id"] == first[(resumed[0]["case_id"], resumed[0]["backend"])]  # kept as measured

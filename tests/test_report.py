@@ -1,0 +1,50 @@
+"""bench run's own output (bench/report.py): benchmarks, not tests; a progress bar on a terminal."""
+
+import io
+
+from rich.console import Console
+
+from bench.report import SweepReporter, outcome_lines
+
+
+def row(case_id, backend, status="ok", reason="", unstable=""):
+    return {"case_id": case_id, "backend": backend, "status": status, "reason": reason, "unstable": unstable}
+
+
+def test_outcomes_say_timed_untimed_and_why():
+    rows = [row("a", "numpy"), row("b", "numpy", unstable="processes disagree"),
+            row("a", "torch_cuda", "unavailable", "CUDA not available"),
+            row("b", "torch_cuda", "unavailable", "CUDA not available"),
+            row("a", "numba", "mismatch", "max abs error 0.5 vs float64 reference beyond rtol=1e-05"),
+            row("b", "numba", "over_budget", "one call takes ~40 s; 3 rounds exceed the budget of 30 s"),
+            row("c", "numba", "error", "ZeroDivisionError: x")]
+    assert outcome_lines(rows) == [
+        "7 benchmarks: 2 timed, 3 not timed, 1 mismatches (wrong results, not timed), 1 errors",
+        "not timed: torch_cuda, 2 (a, b): unavailable: CUDA not available",
+        "not timed: numba, 1 (b): over budget: one call takes ~40 s; 3 rounds exceed the budget of 30 s",
+        "mismatch: a on numba: max abs error 0.5 vs float64 reference beyond rtol=1e-05",
+        "error: c on numba: ZeroDivisionError: x",
+        "unstable: 1 timed rows (their 'unstable' column says why)",
+    ]
+    every = [row("a", "numpy"), row("a", "torch_cuda", "unavailable", "no GPU")]
+    assert outcome_lines(every)[1] == "not timed: torch_cuda, 1 (every case): unavailable: no GPU"
+
+
+def track(terminal: bool) -> str:
+    out = io.StringIO()
+    voice = SweepReporter(Console(file=out, force_terminal=terminal, width=120, highlight=False))
+    with voice.track() as (line, step):
+        step(0, 4)
+        line("[1/4] lstm-T1-B1-H16-float32: numpy 3 us/step")
+        step(2, 4)
+    return out.getvalue()
+
+
+def test_progress_bar_on_a_terminal_with_the_time_left():
+    text = track(terminal=True)
+    assert "[1/4] lstm-T1-B1-H16-float32: numpy 3 us/step" in text
+    assert "2/4" in text and "left" in text and "cases" in text
+
+
+def test_off_a_terminal_only_the_lines():
+    assert track(terminal=False) == "[1/4] lstm-T1-B1-H16-float32: numpy 3 us/step\n"

@@ -133,7 +133,7 @@ def test_numba_run_sees_only_the_types_prepare_compiled(path, monkeypatch):
     """After ``prepare``, a timed ``run`` on arrays of every layout (read-only, Fortran, reversed,
     unaligned, ... weights, x and states) calls the kernels with argument types that ``prepare``
     compiled, so no dispatcher gains a signature (a compilation of seconds inside a timing); and
-    the answer is the C-contiguous copies' one."""
+    the answer is the C-contiguous copies' one.  Likewise ``forward`` on unbatched strided views."""
     reason = availability(path)
     if reason is not None:
         pytest.skip(f"{path}: {reason}")
@@ -144,6 +144,13 @@ def test_numba_run_sees_only_the_types_prepare_compiled(path, monkeypatch):
     for name, dispatcher in dispatchers.items():
         monkeypatch.setitem(numba_kernels.LAYERS, name, Spy(dispatcher, calls))
     backend = get_backend(path)
+
+    def assert_compiled(compiled, what):
+        assert calls, "the spies saw no call: the kernels are no longer reached through numba_kernels.LAYERS"
+        new = set(calls) - compiled
+        unseen = {t for sig in new for t in sig} - {t for sig in compiled for t in sig}  # for the message
+        assert not new, f"{what}: run passed types prepare did not compile: {unseen or new}"
+
     for spec in (dataclasses.replace(CASES[0][0], dtype="float32"), CASES[1][0]):
         weights, x, states = arguments(spec, unbatched=False)
         standard = backend.prepare(spec, weights)
@@ -156,12 +163,13 @@ def test_numba_run_sees_only_the_types_prepare_compiled(path, monkeypatch):
             args = prepared.to_device(to_layout(x), *map(to_layout, states))
             calls.clear()
             got = flatten(prepared.to_host(prepared.run(*args)))
-            assert calls, "the spies saw no call: the kernels are no longer reached through numba_kernels.LAYERS"
-            new = set(calls) - compiled
-            unseen = {t for sig in new for t in sig} - {t for sig in compiled for t in sig}  # for the message
-            assert not new, f"{spec.mode} {layout}: run passed types prepare did not compile: {unseen or new}"
+            assert_compiled(compiled, f"{spec.mode} {layout}")
             assert sum(len(d.signatures) for d in dispatchers.values()) == signatures, f"{spec.mode} {layout}"
             if layout != "broadcast":  # its values differ from x's
                 rtol, atol = TOLERANCES[spec.dtype]
                 for name, g, w in zip(("output", "h_n", "c_n"), got, want):
                     np.testing.assert_allclose(g, w, rtol=rtol, atol=atol, err_msg=f"{path} {spec.mode} {name} ({layout})")
+        # forward's prepare and run, on unbatched strided views (batch row 0): the same types
+        calls.clear()
+        backend.forward(spec, weights, spec.time_major(x)[:, 0], as_hx(spec, [s[:, 0] for s in states]))
+        assert_compiled(compiled, f"{spec.mode} unbatched forward")

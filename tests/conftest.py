@@ -50,7 +50,8 @@ def torch_answer(spec, weights, x, hx=None):
     def up(a):
         return torch.tensor(np.array(a, np.float64))
 
-    module = torch_module(dataclasses.replace(spec, dtype="float64"), {k: np.array(v, np.float64) for k, v in weights.items()})
+    weights64 = {k: np.array(v, np.float64) for k, v in weights.items()}
+    module = torch_module(dataclasses.replace(spec, dtype="float64"), weights64)
     if hx is not None:
         hx = tuple(map(up, hx)) if spec.mode == "lstm" else up(hx)
     with torch.no_grad():

@@ -84,7 +84,8 @@ def test_layouts_are_not_standard(layout):
     odd = LAYOUTS[layout](a)
     flags = (odd.flags.c_contiguous, odd.flags.aligned, odd.flags.writeable, odd.dtype.isnative)
     assert not all(flags)
-    np.testing.assert_array_equal(contiguous(odd, CASES[0][0]), np.broadcast_to(a[..., :1], a.shape) if layout == "broadcast" else a)
+    values = np.broadcast_to(a[..., :1], a.shape) if layout == "broadcast" else a
+    np.testing.assert_array_equal(contiguous(odd, CASES[0][0]), values)
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
@@ -95,7 +96,8 @@ def test_every_argument_in_any_layout_gives_torchs_answer(backend, case, layout)
     spec, unbatched = case
     weights, x, states = arguments(spec, unbatched)
     to_layout = LAYOUTS[layout]
-    odd_weights, odd_x, odd_states = {k: to_layout(w) for k, w in weights.items()}, to_layout(x), list(map(to_layout, states))
+    odd_weights = {k: to_layout(w) for k, w in weights.items()}
+    odd_x, odd_states = to_layout(x), list(map(to_layout, states))
     want = torch_answer(spec, {k: contiguous(w, spec) for k, w in odd_weights.items()}, contiguous(odd_x, spec),
                         as_hx(spec, [contiguous(s, spec) for s in odd_states]))
     got = {"forward": flatten(backend.forward(spec, odd_weights, odd_x, as_hx(spec, odd_states)))}

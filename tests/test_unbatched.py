@@ -36,7 +36,8 @@ def test_unbatched_matches_torch(backend, spec):
         assert [g.shape for g in got] == [w.shape for w in want] == [(5, 8)] + [(4, 4)] * (len(want) - 1)
         for name, g, w in zip(("output", "h_n", "c_n"), got, want):
             assert g.dtype == spec.np_dtype, name
-            np.testing.assert_allclose(g, w, rtol=rtol, atol=atol, err_msg=f"{backend.name} {name}, hx={'None' if given is None else 'given'}")
+            np.testing.assert_allclose(g, w, rtol=rtol, atol=atol,
+                                       err_msg=f"{backend.name} {name}, hx {'None' if given is None else 'given'}")
 
 
 def test_unbatched_shapes_from_the_spec():

@@ -12,6 +12,18 @@ dtype in as out.  It has two levels:
   one call that is timed and returns only when the work is done (a CUDA
   backend synchronizes inside it); ``Prepared.to_host`` brings results back.
 
+Inputs of the timed path: ``forward`` validates once (:mod:`kernels.checks`) and
+hands ``prepare`` and ``to_device`` what :func:`kernels.checks.check_forward_args`
+returns -- 3-D inputs (unbatched input is a ``forward`` feature: a batch axis
+of one is added before ``to_device`` and removed after ``to_host``, so the
+timed path always has B) and every array in
+:func:`kernels.checks.standard_layout` (C-contiguous, aligned, writeable,
+native byte order), whatever layout the caller's arrays have.  The harness's
+inputs are so already.  A backend may assume it; the in-tree ones also bring
+arrays given to ``prepare`` and ``to_device`` directly into that layout with the
+same function, so a direct caller of the timed path gets the types ``prepare``
+compiled (numba) and no library error (torch) whatever flags its arrays carry.
+
 Rules: never import a backend's library until the backend is used: the
 registry in :mod:`kernels.registry` imports backend modules on demand, and a
 backend module itself imports its library (numba, torch) only in ``prepare``
@@ -48,7 +60,8 @@ class Prepared(abc.ABC):
 
     @abc.abstractmethod
     def to_device(self, x: np.ndarray, h0: np.ndarray | None = None, c0: np.ndarray | None = None) -> tuple:
-        """Place validated inputs where :meth:`run` wants them; returns ``run``'s arguments."""
+        """Place validated 3-D inputs (:class:`kernels.checks.Inputs`) where :meth:`run` wants them;
+        returns ``run``'s arguments."""
 
     @abc.abstractmethod
     def run(self, *args):
@@ -93,29 +106,37 @@ class Backend(abc.ABC):
         Args:
             spec: the problem.
             weights: ``{state_dict name: array}``, shapes from ``spec.weight_shapes()``.
-            x: (T, B, I), or (B, T, I) when ``spec.batch_first``; dtype ``spec.dtype``.
-            hx: ``None`` for zeros, ``h0`` (D*L, B, H), or ``(h0, c0)`` for LSTM.
+            x: (T, B, I), or (B, T, I) when ``spec.batch_first``; or unbatched (T, I),
+                whatever ``batch_first`` (as torch since 1.11).  dtype ``spec.dtype``.
+            hx: ``None`` for zeros, ``h0`` (D*L, B, H) -- (D*L, H) for unbatched ``x`` --
+                or ``(h0, c0)`` for LSTM.
+
+        Every array may be in any memory layout NumPy can express (reversed or strided views,
+        Fortran order, broadcast, read-only, unaligned, either byte order): the answer is that of
+        its C-contiguous copy (:func:`kernels.checks.standard_layout`).
 
         Returns:
             ``(output, h_n)``; for LSTM ``(output, (h_n, c_n))``.  ``output`` is
             (T, B, D*H) (or (B, T, D*H) when ``batch_first``); each step is
             [forward | backward] along the last axis.  ``h_n``/``c_n`` are
             (D*L, B, H), layer-major: layer 0 forward, layer 0 backward, layer
-            1 forward, ...  All in ``spec.dtype``.
+            1 forward, ...  For unbatched ``x``, ``output`` is (T, D*H) and the
+            states (D*L, H).  All in ``spec.dtype``, native byte order.
 
         Raises:
             TypeError, ValueError: bad input, from :mod:`kernels.checks`.
             RuntimeError: the backend is unavailable here (the reason is given).
         """
-        x, h0, c0 = check_forward_args(spec, weights, x, hx)
+        weights, inputs = check_forward_args(spec, weights, x, hx)
         reason = self.unavailable_reason()
         if reason is not None:
             raise RuntimeError(f"backend {self.name!r} is unavailable: {reason}")
-        timesteps, batch = spec.timesteps_batch(x)
+        timesteps, batch = spec.timesteps_batch(inputs.x)
         if batch == 0:
             return empty_result(spec, timesteps)
         prepared = self.prepare(spec, weights)
-        return prepared.to_host(prepared.run(*prepared.to_device(x, h0, c0)))
+        result = prepared.to_host(prepared.run(*prepared.to_device(inputs.x, inputs.h0, inputs.c0)))
+        return unbatched_result(spec, result) if inputs.unbatched else result
 
     def __repr__(self):
         return f"<{type(self).__name__} {self.name!r}>"
@@ -126,3 +147,12 @@ def empty_result(spec: CellSpec, timesteps: int):
     out = np.zeros(spec.output_shape(timesteps, 0), spec.dtype)
     h_n = np.zeros(spec.state_shape(0), spec.dtype)
     return (out, (h_n, h_n.copy())) if spec.mode == "lstm" else (out, h_n)
+
+
+def unbatched_result(spec: CellSpec, result):
+    """``result`` of a batch of one as unbatched input gets it (views): ``output`` (T, D*H),
+    ``h_n``/``c_n`` (D*L, H)."""
+    output, state = result
+    if spec.mode == "lstm":
+        return spec.unbatched(output), (state[0][:, 0, :], state[1][:, 0, :])
+    return spec.unbatched(output), state[:, 0, :]

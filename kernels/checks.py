@@ -2,10 +2,14 @@
 
 It runs once, before any backend sees the data, so the same bad input gets
 the same error class and message on every backend; backends assume valid
-input.
+input.  It also brings every array into one memory layout
+(:func:`standard_layout`) and unbatched input to a batch of one, so that no
+backend handles either.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 
@@ -13,67 +17,117 @@ from .spec import CellSpec, check_spec
 from .weights import validate_weights
 
 
-def _check_array(name, value, spec, shape):
+class Inputs(NamedTuple):
+    """Validated ``forward`` inputs, as :meth:`kernels.Prepared.to_device` takes them.
+
+    Attributes:
+        x: 3-D, (T, B, I) or (B, T, I) when ``spec.batch_first``; B = 1 for unbatched input.
+        h0, c0: (D*L, B, H), or ``None`` when not given (``c0`` is ``None`` except for LSTM).
+        unbatched: ``x`` was given 2-D (T, I) (and the states (D*L, H)): the caller wants
+            unbatched outputs back (:meth:`kernels.CellSpec.unbatched`).
+
+    Every array is in :func:`standard_layout`.
+    """
+
+    x: np.ndarray
+    h0: np.ndarray | None
+    c0: np.ndarray | None
+    unbatched: bool
+
+
+def standard_layout(a: np.ndarray | None, dtype) -> np.ndarray | None:
+    """``a`` as the kernels are compiled for it: C-contiguous, aligned, writeable, native byte order.
+
+    ``a`` itself when it is so already; otherwise a copy (of a reversed or strided view, a
+    Fortran-ordered, broadcast, read-only, unaligned or byte-swapped array) with the same values.
+    Every backend then sees one memory layout, and numba's dispatchers (whose array types carry
+    layout, ``readonly`` and ``aligned``) see the types ``prepare`` compiled.
+
+    Args:
+        a: an array of ``dtype`` in any byte order, or ``None`` (returned as is: an absent state).
+        dtype: the spec's dtype (``float32`` or ``float64``).
+    """
+    return None if a is None else np.require(a, dtype, "CAW")
+
+
+def _check_array(name, value, spec, shape, why=""):
     if type(value) is not np.ndarray:  # subclasses (masked arrays, matrix) would be treated differently per backend
         raise TypeError(f"{name}: expected a numpy.ndarray (not a subclass), got {type(value).__name__}")
     if not np.issubdtype(value.dtype, np.floating):
         raise TypeError(f"{name}: expected a floating dtype ({spec.dtype}), got {value.dtype}")
-    if value.dtype != spec.np_dtype:
+    if not spec.accepts_dtype(value.dtype):
         raise TypeError(f"{name}: expected dtype {spec.dtype} (the spec's dtype), got {value.dtype}")
     if shape is not None and value.shape != shape:
-        raise ValueError(f"{name}: expected shape {shape}, got {value.shape}")
+        raise ValueError(f"{name}: expected shape {shape}{why}, got {value.shape}")
 
 
-def check_inputs(spec: CellSpec, x, hx=None):
-    """Validate ``x`` and ``hx`` against ``spec`` and split ``hx``.
+def check_inputs(spec: CellSpec, x, hx=None) -> Inputs:
+    """Validate ``x`` and ``hx`` against ``spec``, split ``hx`` and bring every array into
+    :func:`standard_layout`, with a batch axis (B = 1) added to unbatched input.
 
     Args:
         spec: the problem.
-        x: (T, B, I), or (B, T, I) when ``spec.batch_first``; dtype ``spec.dtype``.
-        hx: ``None`` (zeros), ``h0`` of shape (D*L, B, H), or for LSTM the
-            pair ``(h0, c0)``; ``batch_first`` never applies to it.
+        x: (T, B, I), or (B, T, I) when ``spec.batch_first``; or unbatched (T, I), to which
+            ``batch_first`` does not apply (as in ``torch.nn.RNN``).  dtype ``spec.dtype`` in
+            any byte order; any memory layout.
+        hx: ``None`` (zeros), ``h0`` of shape (D*L, B, H) -- (D*L, H) for unbatched ``x`` --
+            or for LSTM the pair ``(h0, c0)``; ``batch_first`` never applies to it.
 
     Returns:
-        ``(x, h0, c0)`` where ``h0``/``c0`` are ``None`` when not given
-        (``c0`` is always ``None`` except for LSTM).
+        :class:`Inputs`: ``x`` 3-D, ``h0``/``c0`` (D*L, B, H) or ``None`` when not given,
+        and whether ``x`` was unbatched.
 
     Raises:
         TypeError: an argument that is not a NumPy array, a non-floating
             dtype, or a dtype other than ``spec.dtype``; an LSTM ``hx`` that is
             not a pair.
-        ValueError: ``x`` not 3-D, a last dimension other than I, T = 0, or a
-            state of the wrong shape (the message gives the expected one).
+        ValueError: ``x`` not 2-D or 3-D, a last dimension other than I, T = 0,
+            or a state of the wrong shape (the message gives the expected one;
+            states of unbatched ``x`` are 2-D, as torch requires).
 
     Empty cases: T = 0 raises ValueError, as ``torch.nn.RNN`` does; B = 0 is
     valid and gives empty outputs on every backend.
     """
     _check_array("x", x, spec, None)
-    layout = spec.input_layout
-    if x.ndim != 3:
-        raise ValueError(f"x: expected a 3-D array {layout}, got {x.ndim}-D shape {x.shape}")
-    if x.shape[2] != spec.input_size:
+    if x.ndim not in (2, 3):
+        raise ValueError(f"x: expected a 3-D array {spec.input_layout} or an unbatched 2-D one (T, I), "
+                         f"got {x.ndim}-D shape {x.shape}")
+    unbatched = x.ndim == 2
+    layout = "(T, I)" if unbatched else spec.input_layout
+    if x.shape[-1] != spec.input_size:
         raise ValueError(f"x: expected last dimension input_size={spec.input_size} in {layout}, got shape {x.shape}")
-    timesteps, batch = spec.timesteps_batch(x)
+    timesteps, batch = (x.shape[0], None) if unbatched else spec.timesteps_batch(x)
     if timesteps == 0:
         raise ValueError(f"x: expected at least one timestep in {layout}, got shape {x.shape}")
     state = spec.state_shape(batch)
+    why = " (D*L, H), since x is unbatched (T, I)" if unbatched else ""
     h0 = c0 = None
     if spec.mode == "lstm":
         if hx is not None:
             if not isinstance(hx, (tuple, list)) or len(hx) != 2:
                 raise TypeError(f"hx: expected None or a pair (h0, c0) for lstm, got {type(hx).__name__}")
             h0, c0 = hx
-            _check_array("hx[0] (h0)", h0, spec, state)
-            _check_array("hx[1] (c0)", c0, spec, state)
+            _check_array("hx[0] (h0)", h0, spec, state, why)
+            _check_array("hx[1] (c0)", c0, spec, state, why)
     elif hx is not None:
         h0 = hx
-        _check_array("hx (h0)", h0, spec, state)
-    return x, h0, c0
+        _check_array("hx (h0)", h0, spec, state, why)
+    x, h0, c0 = (standard_layout(a, spec.np_dtype) for a in (x, h0, c0))
+    if unbatched:
+        x = spec.batched(x)
+        h0, c0 = (None if s is None else s[:, None, :] for s in (h0, c0))
+    return Inputs(x, h0, c0, unbatched)
 
 
-def check_forward_args(spec, weights, x, hx=None):
-    """:func:`check_spec`, :func:`kernels.weights.validate_weights` and :func:`check_inputs` in one call."""
+def check_forward_args(spec, weights, x, hx=None) -> tuple[dict[str, np.ndarray], Inputs]:
+    """:func:`check_spec`, :func:`kernels.weights.validate_weights` and :func:`check_inputs` in one call.
+
+    Returns:
+        ``(weights, inputs)``: the weights in :func:`standard_layout` (same names and order; an
+        array already so is passed through, not copied) and :func:`check_inputs`' answer.
+    """
     check_spec(spec)
     validate_weights(spec, weights)
-    return check_inputs(spec, x, hx)
+    weights = {name: standard_layout(w, spec.np_dtype) for name, w in weights.items()}
+    return weights, check_inputs(spec, x, hx)
 

@@ -40,6 +40,7 @@ import numpy as np
 
 from . import blas
 from .base import Backend
+from .checks import standard_layout
 from .stack import StackPrepared
 
 STRATEGIES = ("blas", "fused", "parallel")
@@ -94,8 +95,9 @@ class NumbaPrepared(StackPrepared):
         fold = self.spec.mode != "gru"  # GRU keeps b_hn inside r * (W_hn h + b_hn)
         bx = (b_ih + b_hh) if fold else b_ih
         bh = np.zeros_like(b_hh) if fold else b_hh
-        return (np.ascontiguousarray(w_ih.T), np.ascontiguousarray(w_hh.T),
-                np.ascontiguousarray(bx), np.ascontiguousarray(bh))
+        # in the layout compile() compiled for, whatever flags the caller's arrays carry (read-only,
+        # unaligned, byte-swapped): else the first run would compile again, inside a timing
+        return tuple(standard_layout(a, self.spec.np_dtype) for a in (w_ih.T, w_hh.T, bx, bh))
 
     def layer(self, x, h0, c0, params, reverse):
         batch = x.shape[1]

@@ -98,6 +98,11 @@ class CellSpec:
     def np_dtype(self) -> np.dtype:
         return np.dtype(self.dtype)
 
+    def accepts_dtype(self, dtype) -> bool:
+        """Whether arrays of ``dtype`` hold this spec's dtype: the same type in any byte order
+        (a byte-swapped array is converted to native order before any backend sees it)."""
+        return np.dtype(dtype).newbyteorder("=") == self.np_dtype
+
     def layer_input_size(self, layer: int) -> int:
         """Features read by ``layer``: I for layer 0, D*H above it."""
         return self.input_size if layer == 0 else self.num_directions * self.hidden_size
@@ -120,18 +125,26 @@ class CellSpec:
                 shapes["bias_hh" + sfx] = (gh,)
         return shapes
 
-    def input_shape(self, timesteps: int, batch: int) -> tuple[int, int, int]:
-        """Shape of ``x``: (T, B, I), or (B, T, I) when ``batch_first``."""
-        return (batch, timesteps, self.input_size) if self.batch_first else (timesteps, batch, self.input_size)
+    def input_shape(self, timesteps: int, batch: int | None) -> tuple[int, ...]:
+        """Shape of ``x``: (T, B, I), or (B, T, I) when ``batch_first``; (T, I) when ``batch`` is
+        ``None`` (unbatched input, where ``batch_first`` does not apply)."""
+        return self._sequence_shape(timesteps, batch, self.input_size)
 
-    def output_shape(self, timesteps: int, batch: int) -> tuple[int, int, int]:
-        """Shape of ``output``: (T, B, D*H), or (B, T, D*H) when ``batch_first``."""
-        dh = self.num_directions * self.hidden_size
-        return (batch, timesteps, dh) if self.batch_first else (timesteps, batch, dh)
+    def output_shape(self, timesteps: int, batch: int | None) -> tuple[int, ...]:
+        """Shape of ``output``: (T, B, D*H), or (B, T, D*H) when ``batch_first``; (T, D*H) when
+        ``batch`` is ``None`` (unbatched)."""
+        return self._sequence_shape(timesteps, batch, self.num_directions * self.hidden_size)
 
-    def state_shape(self, batch: int) -> tuple[int, int, int]:
-        """Shape of ``h0``/``h_n`` (and ``c0``/``c_n``): (D*L, B, H), whatever ``batch_first``."""
-        return (self.num_directions * self.num_layers, batch, self.hidden_size)
+    def state_shape(self, batch: int | None) -> tuple[int, ...]:
+        """Shape of ``h0``/``h_n`` (and ``c0``/``c_n``): (D*L, B, H), whatever ``batch_first``;
+        (D*L, H) when ``batch`` is ``None`` (unbatched)."""
+        dl = self.num_directions * self.num_layers
+        return (dl, self.hidden_size) if batch is None else (dl, batch, self.hidden_size)
+
+    def _sequence_shape(self, timesteps, batch, features):
+        if batch is None:
+            return (timesteps, features)
+        return (batch, timesteps, features) if self.batch_first else (timesteps, batch, features)
 
     # --- layout: the one place that knows where T and B sit -----------
     @property
@@ -150,6 +163,15 @@ class CellSpec:
     def from_time_major(self, a):
         """The inverse of :meth:`time_major`: a (T, B, F) array as a view in this spec's layout."""
         return a.transpose(1, 0, 2) if self.batch_first else a
+
+    def batched(self, x):
+        """A view of unbatched ``x`` (T, I) (or ``output`` (T, D*H)) with a batch axis of B = 1 in
+        this spec's layout: (T, 1, F), or (1, T, F) when ``batch_first``."""
+        return self.from_time_major(x[:, None, :])
+
+    def unbatched(self, a):
+        """The inverse of :meth:`batched`: a (T, F) view of a 3-D ``a`` with B = 1 in this spec's layout."""
+        return self.time_major(a)[:, 0, :]
 
     def first_timesteps(self, x, steps: int):
         """A view of the first ``steps`` timesteps of ``x`` (all of ``x`` when T <= ``steps``)."""

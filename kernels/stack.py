@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import Prepared
+from .checks import standard_layout
 from .spec import CellSpec
 
 
@@ -50,6 +51,7 @@ class StackPrepared(Prepared):
 
     def to_device(self, x, h0=None, c0=None):
         spec = self.spec
+        x, h0, c0 = (standard_layout(a, spec.np_dtype) for a in (x, h0, c0))  # copies only what is not so already
         _, batch = spec.timesteps_batch(x)
         if h0 is None:
             h0 = np.zeros(spec.state_shape(batch), spec.dtype)

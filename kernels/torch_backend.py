@@ -8,6 +8,7 @@ and, on CUDA, synchronizes before returning so a timing covers the kernels.
 from __future__ import annotations
 
 from .base import Backend, Prepared
+from .checks import standard_layout
 
 
 def torch_module(spec, weights=None):
@@ -31,7 +32,8 @@ def torch_module(spec, weights=None):
     else:
         module = torch.nn.RNN(nonlinearity=spec.mode.removeprefix("rnn_"), **kwargs)
     if weights is not None:
-        module.load_state_dict({k: torch.tensor(v) for k, v in weights.items()})  # a copy: read-only arrays are fine
+        # a copy, of arrays in the one layout torch takes from NumPy (no negative strides, native byte order)
+        module.load_state_dict({k: torch.tensor(standard_layout(v, spec.np_dtype)) for k, v in weights.items()})
     return module.eval().requires_grad_(False)
 
 
@@ -51,7 +53,8 @@ class TorchPrepared(Prepared):
 
     def to_device(self, x, h0=None, c0=None):
         def place(a):
-            return None if a is None else self.torch.tensor(a, device=self.device)  # a copy, outside the timing
+            # a copy, outside the timing, of the one layout torch takes from NumPy (no negative strides, native bytes)
+            return None if a is None else self.torch.tensor(standard_layout(a, self.spec.np_dtype), device=self.device)
 
         hx = place(h0)
         if self.spec.mode == "lstm" and hx is not None:

@@ -33,7 +33,7 @@ def validate_weights(spec: CellSpec, weights) -> None:
 
     Raises:
         TypeError: ``weights`` is not a mapping, an entry is not a NumPy array,
-            or its dtype is not ``spec.dtype``.
+            or its dtype is not ``spec.dtype`` (in any byte order; any memory layout is fine).
         ValueError: names missing or extra, or a shape that differs.
     """
     check_spec(spec)
@@ -50,5 +50,5 @@ def validate_weights(spec: CellSpec, weights) -> None:
             raise TypeError(f"weights[{name!r}]: expected a numpy.ndarray (not a subclass), got {type(w).__name__}")
         if w.shape != shape:
             raise ValueError(f"weights[{name!r}]: expected shape {shape}, got {w.shape}")
-        if w.dtype != spec.np_dtype:
+        if not spec.accepts_dtype(w.dtype):
             raise TypeError(f"weights[{name!r}]: expected dtype {spec.dtype}, got {w.dtype}")

@@ -36,3 +36,24 @@ def make_inputs(spec, timesteps, batch, with_state, seed=0):
     if spec.mode == "lstm":
         return x, (h0, rng.standard_normal(spec.state_shape(batch)).astype(spec.dtype))
     return x, h0
+
+
+def torch_answer(spec, weights, x, hx=None):
+    """``torch.nn``'s answer in float64 for ``spec``'s arguments (upcast), as a flat list of arrays
+    (``output``, ``h_n``, then ``c_n`` for LSTM); skipped where torch is absent.  ``x`` and
+    ``hx`` may be unbatched, which torch defines."""
+    torch = pytest.importorskip("torch")
+    import dataclasses
+
+    from kernels.torch_backend import torch_module
+
+    def up(a):
+        return torch.tensor(np.array(a, np.float64))
+
+    weights64 = {k: np.array(v, np.float64) for k, v in weights.items()}
+    module = torch_module(dataclasses.replace(spec, dtype="float64"), weights64)
+    if hx is not None:
+        hx = tuple(map(up, hx)) if spec.mode == "lstm" else up(hx)
+    with torch.no_grad():
+        output, state = module(up(x), hx)
+    return [output.numpy(), *(s.numpy() for s in (state if spec.mode == "lstm" else (state,)))]

@@ -19,9 +19,25 @@ def call(backend, spec=GRU, weights=None, x=None, hx=None):
     return backend.forward(spec, weights, x, hx)
 
 
-def test_x_rank(backend):
-    with pytest.raises(ValueError, match=r"x: expected a 3-D array \(T, B, I\), got 2-D"):
-        call(backend, x=np.zeros((5, 3), np.float32))
+@pytest.mark.parametrize("shape", [(5,), (5, 2, 1, 3)])
+def test_x_rank(backend, shape):
+    with pytest.raises(ValueError, match=r"x: expected a 3-D array \(T, B, I\) or an unbatched 2-D one \(T, I\), got"):
+        call(backend, x=np.zeros(shape, np.float32))
+
+
+def test_unbatched_x_wants_unbatched_states(backend):
+    """As torch: 2-D x takes 2-D states (D*L, H) only, and 3-D x 3-D ones; the message says why."""
+    x2 = np.zeros((5, 3), np.float32)
+    with pytest.raises(ValueError, match=r"hx \(h0\): expected shape \(4, 4\) \(D\*L, H\), since x is unbatched"):
+        call(backend, x=x2, hx=np.zeros((4, 1, 4), np.float32))
+    with pytest.raises(ValueError, match=r"hx\[1\] \(c0\): expected shape \(4, 4\) .*got \(4, 1, 4\)"):
+        call(backend, spec=LSTM, x=x2, hx=(np.zeros((4, 4), np.float32), np.zeros((4, 1, 4), np.float32)))
+    with pytest.raises(ValueError, match=r"hx \(h0\): expected shape \(4, 2, 4\), got \(4, 4\)"):
+        call(backend, hx=np.zeros((4, 4), np.float32))
+    with pytest.raises(ValueError, match=r"x: expected last dimension input_size=3 in \(T, I\)"):
+        call(backend, spec=dataclasses.replace(GRU, batch_first=True), x=np.zeros((5, 2), np.float32))
+    with pytest.raises(ValueError, match=r"x: expected at least one timestep in \(T, I\)"):
+        call(backend, x=np.zeros((0, 3), np.float32))
 
 
 def test_x_last_dimension(backend):

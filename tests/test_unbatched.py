@@ -1,0 +1,49 @@
+"""Unbatched input, as torch accepts it since 1.11: x (T, I), states (D*L, H), output (T, D*H);
+``batch_first`` does not apply.  Every backend against torch itself on the same 2-D arrays."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from kernels import MODES, CellSpec, init_weights
+from kernels.reference import TOLERANCES, flatten
+
+from .conftest import torch_answer
+
+#: Every mode, stacked and bidirectional (D*L = 4), in both layouts ``batch_first`` would choose
+#: between (it must change nothing) and both dtypes.
+SPECS = [CellSpec(mode, input_size=3, hidden_size=4, num_layers=2, bidirectional=True, batch_first=bf, dtype=dtype)
+         for mode in MODES for bf, dtype in ((False, "float64"), (True, "float32"))]
+
+
+def unbatched_inputs(spec, timesteps, seed=0):
+    """``x`` (T, I) and ``hx`` with states (D*L, H): ``h0``, or ``(h0, c0)`` for LSTM."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(spec.input_shape(timesteps, None)).astype(spec.dtype)
+    states = [rng.standard_normal(spec.state_shape(None)).astype(spec.dtype) for _ in range(1 + (spec.mode == "lstm"))]
+    return x, (tuple(states) if spec.mode == "lstm" else states[0])
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: f"{s.mode}-{'bf' if s.batch_first else 'tm'}-{s.dtype}")
+def test_unbatched_matches_torch(backend, spec):
+    weights = init_weights(spec)
+    x, hx = unbatched_inputs(spec, timesteps=5)
+    rtol, atol = TOLERANCES[spec.dtype]
+    for given in (None, hx):
+        got = flatten(backend.forward(spec, weights, x, given))
+        want = torch_answer(spec, weights, x, given)
+        assert [g.shape for g in got] == [w.shape for w in want] == [(5, 8)] + [(4, 4)] * (len(want) - 1)
+        for name, g, w in zip(("output", "h_n", "c_n"), got, want):
+            assert g.dtype == spec.np_dtype, name
+            np.testing.assert_allclose(g, w, rtol=rtol, atol=atol,
+                                       err_msg=f"{backend.name} {name}, hx {'None' if given is None else 'given'}")
+
+
+def test_unbatched_shapes_from_the_spec():
+    spec = dataclasses.replace(SPECS[-1], batch_first=True)
+    assert (spec.input_shape(5, None), spec.output_shape(5, None), spec.state_shape(None)) == ((5, 3), (5, 8), (4, 4))
+    x = np.arange(15.0).reshape(5, 3)
+    assert spec.batched(x).shape == (1, 5, 3)
+    np.testing.assert_array_equal(spec.unbatched(spec.batched(x)), x)
+    assert dataclasses.replace(spec, batch_first=False).batched(x).shape == (5, 1, 3)

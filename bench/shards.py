@@ -103,6 +103,9 @@ def merge(parts: list, out) -> str:
         raise Refused(f"--out: {out} (or its .json) exists; merge writes a new file")
     if not paths:
         raise Refused("merge: no parts given")
+    if len(set(paths)) < len(paths):
+        twice = next(p for p in paths if paths.count(p) > 1)
+        raise Refused(f"overlapping rows: {twice} is given twice")
     rows, docs = {}, {}
     for p in paths:
         try:

@@ -103,12 +103,30 @@ def test_shards_merged_are_the_unsharded_run(tmp_path, capsys):
 # --- dask.distributed --------------------------------------------------------------------------
 
 
+try:
+    from distributed import WorkerPlugin
+except ImportError:  # the dask extra is not installed: the cluster tests skip
+    WorkerPlugin = object
+
+
+class NoPeaks(WorkerPlugin):
+    """A dask worker plugin (setup on every worker, restarted ones too) that skips the GEMM peaks:
+    their measurement (tens of seconds on a loaded 2-core machine, per cluster worker process) is
+    tested with local runs; here rows have empty peak columns."""
+
+    def setup(self, worker):
+        import bench.runner
+
+        bench.runner._peaks = lambda root, threads: ()
+
+
 @pytest.fixture(scope="module")
 def cluster():
     """A real LocalCluster: worker processes with one thread each and the resource bench=1."""
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, resources={"bench": 1},
                                   dashboard_address=None) as c, distributed.Client(c) as client:
+        client.register_plugin(NoPeaks())
         yield c, client
 
 

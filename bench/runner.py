@@ -16,6 +16,12 @@ spread, and the sidecar keeps every process median.  A row is ``unstable``,
 with the reason, when its processes disagree (coefficient of variation over
 :data:`UNSTABLE_CV`, pyperf's 10%) or when other processes used more than
 :data:`bench.environment.BUSY_CORES` cores while one of its workers ran.
+
+A local run (:meth:`Sweep.run`) and a task on a dask.distributed cluster
+(:mod:`bench.cluster`, one benchmark on one cluster machine) time through the
+same code: :func:`live_workers` starts and ends the workers,
+:func:`time_case` prepares, times and aggregates one case on them, and
+:func:`machine_metadata` gives the columns of the machine it ran on.
 """
 
 from __future__ import annotations
@@ -420,16 +426,54 @@ def live_workers(slots: list[Slot], job: dict, threads: int):
                 signal.signal(signal.SIGTERM, previous)
 
 
+def prepare_and_time(case: Case, workers: list, done: dict, rng: random.Random) -> dict:
+    """Prepare ``case`` on every worker that still has it to do, then time it in bursts;
+    ``{(side label, backend): [ProcessResult per process]}``."""
+    results: dict = {}
+    planned = {}
+    for w in workers:
+        if (case.id, w.slot.backend) in done[w.slot.side.label]:
+            continue
+        try:
+            answer = w.ask({"cmd": "prepare", "case": case.id})
+            result = ProcessResult(answer["row"])
+            planned[w] = (result, answer["rounds"])
+        except WorkerDied as exc:
+            result = ProcessResult({"case_id": case.id, "backend": w.slot.backend, **case.fields(),
+                                    "status": "error", "reason": str(exc)})
+        results.setdefault((w.slot.side.label, w.slot.backend), []).append(result)
+    timed = [w for w, (_, rounds) in planned.items() if rounds > 0]
+    bursts = min([BURSTS, *(planned[w][1] for w in timed)]) if timed else 0
+    meter = CpuMeter(timed)
+    for b in range(bursts):
+        for w in burst_order(timed, rng):
+            result, total = planned[w]
+            if result.row.get("status") != "ok":  # its worker died in an earlier burst
+                continue
+            try:
+                times, rss = w.time(total // bursts + (1 if b < total % bursts else 0))
+            except WorkerDied as exc:
+                result.row = {**result.row, "status": "error", "reason": str(exc)}
+                continue
+            result.times += times
+            if rss != "":
+                result.peak_rss_bytes = max(int(rss), int(result.peak_rss_bytes or 0))
+    others = meter.others() if timed else 0.0
+    for w in timed:
+        planned[w][0].other_cores = others
+    return results
+
+
 def time_case(case: Case, workers: list, done: dict, rng: random.Random, metadata: dict,
               order: list) -> tuple[list, str]:
-    """Time ``case`` on the live ``workers`` (:meth:`Sweep._one_case`) and aggregate each benchmark;
+    """Time ``case`` on the live ``workers`` (:func:`prepare_and_time`) and aggregate each benchmark;
     returns ``([(side label, row, rounds, process medians)], progress summary)`` in ``order`` (of
     ``(side label, backend)``).  Each row carries ``metadata``, its place against the peaks and
     its ``started``/``finished`` times.  The local run and a cluster task both time through here."""
     from .roofline import place
 
     started = utc_now()
-    results = Sweep._one_case(case, workers, done, rng)
+    results = prepare_and_time(case, workers, done, rng)
     finished = utc_now()
     measured = []
     for key in (k for k in order if k in results):
@@ -511,44 +555,6 @@ class Sweep:
         for out in outputs.values():
             out.finish(end)
         return {label: out.file.rows for label, out in outputs.items()}
-
-    @staticmethod
-    def _one_case(case: Case, workers: list, done: dict, rng: random.Random) -> dict:
-        """Prepare ``case`` on every worker that still has it to do, then time it in bursts;
-        ``{(side label, backend): [ProcessResult per process]}``."""
-        results: dict = {}
-        planned = {}
-        for w in workers:
-            if (case.id, w.slot.backend) in done[w.slot.side.label]:
-                continue
-            try:
-                answer = w.ask({"cmd": "prepare", "case": case.id})
-                result = ProcessResult(answer["row"])
-                planned[w] = (result, answer["rounds"])
-            except WorkerDied as exc:
-                result = ProcessResult({"case_id": case.id, "backend": w.slot.backend, **case.fields(),
-                                        "status": "error", "reason": str(exc)})
-            results.setdefault((w.slot.side.label, w.slot.backend), []).append(result)
-        timed = [w for w, (_, rounds) in planned.items() if rounds > 0]
-        bursts = min([BURSTS, *(planned[w][1] for w in timed)]) if timed else 0
-        meter = CpuMeter(timed)
-        for b in range(bursts):
-            for w in burst_order(timed, rng):
-                result, total = planned[w]
-                if result.row.get("status") != "ok":  # its worker died in an earlier burst
-                    continue
-                try:
-                    times, rss = w.time(total // bursts + (1 if b < total % bursts else 0))
-                except WorkerDied as exc:
-                    result.row = {**result.row, "status": "error", "reason": str(exc)}
-                    continue
-                result.times += times
-                if rss != "":
-                    result.peak_rss_bytes = max(int(rss), int(result.peak_rss_bytes or 0))
-        others = meter.others() if timed else 0.0
-        for w in timed:
-            planned[w][0].other_cores = others
-        return results
 
 
 def _short(results: list, timesteps: int) -> str:

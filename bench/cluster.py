@@ -114,8 +114,9 @@ def run_on_cluster(sweep: Sweep, progress=print) -> dict:
     threads, processes = sweep.options.counts()
     here = {**run_metadata(sweep.run_id), "threads": threads, "seed": sweep.seed, "dask": address}
     shared = {"timestamp": here["timestamp"], **sweep.run_columns()}
-    outputs = {s.label: Output(sweep.outputs[s.label], {**here, **shared}, sweep.existing.get(s.label))
-               for s in sweep.sides}
+    run_info = {k: here[k] for k in ("run_id", "schema_version", "threads", "seed", "dask", "pytest_benchmark_version")}
+    outputs = {s.label: Output(sweep.outputs[s.label], {**run_info, **shared}, sweep.existing.get(s.label))
+               for s in sweep.sides}  # the sidecar's machine_info names no machine: each row names its own
     done, cases = sweep.todo()
     job = sweep.job(threads)
     client = connect(address)

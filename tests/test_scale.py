@@ -167,6 +167,18 @@ def test_dask_run_gives_the_local_rows(cluster, tmp_path):
                                                    for b in sidecar["benchmarks"])
 
 
+def kill_a_busy_worker(client, proc, ready=lambda: True, timeout=300):
+    """SIGKILL the process of a cluster worker that is running a benchmark, once ``ready()``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+        busy = [w for w, tasks in client.processing().items() if any(str(t).startswith("bench-") for t in tasks)]
+        if busy and ready():
+            os.kill(client.run(os.getpid, workers=[busy[0]])[busy[0]], signal.SIGKILL)
+            return busy[0]
+    raise AssertionError("no benchmark was running")
+
+
 def test_a_lost_cluster_worker_loses_no_finished_row(cluster, tmp_path):
     """A cluster worker killed while it times a benchmark: the rows written before stay as they were,
     the killed benchmark is run again, and every row of the grid ends up in the file."""
@@ -175,16 +187,14 @@ def test_a_lost_cluster_worker_loses_no_finished_row(cluster, tmp_path):
     proc = subprocess.Popen(bench_cli("--grid", "seed", "--backends", "numpy", "--processes", "1", "--max-time", "0.3",
                                       "--dask", c.scheduler_address, "--out", str(out)),
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    before = []
+
+    def a_row_is_written():
+        before[:] = read_results(out) if out.exists() else []
+        return bool(before)
+
     try:
-        deadline, victim, before = time.monotonic() + 300, None, []
-        while victim is None and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.2)
-            before = read_results(out) if out.exists() else []
-            busy = [w for w, tasks in client.processing().items() if any(str(t).startswith("bench-") for t in tasks)]
-            if before and busy:
-                victim = busy[0]
-        assert victim is not None, "no benchmark was running after the first row"
-        os.kill(client.run(os.getpid, workers=[victim])[victim], signal.SIGKILL)
+        kill_a_busy_worker(client, proc, a_row_is_written)
         output, _ = proc.communicate(timeout=600)
     finally:
         proc.kill()
@@ -200,9 +210,38 @@ def test_a_lost_cluster_worker_loses_no_finished_row(cluster, tmp_path):
     assert_no_overlap(rows)
 
 
+def test_a_benchmark_whose_workers_keep_dying_is_an_error_and_resume_runs_it(cluster, tmp_path):
+    c, client = cluster
+    out = tmp_path / "error.csv"
+    c.scheduler.allowed_failures = 0  # the first lost worker is one too many
+    try:
+        proc = subprocess.Popen(bench_cli("--grid", "smoke", "--backends", "numpy", "--processes", "1", "--max-time",
+                                          "0.5", "--dask", c.scheduler_address, "--out", str(out)),
+                                cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            kill_a_busy_worker(client, proc)
+            output, _ = proc.communicate(timeout=600)
+        finally:
+            proc.kill()
+    finally:
+        c.scheduler.allowed_failures = 3
+    rows = read_results(out)
+    assert len(rows) == 2 and proc.returncode == 1, output[-3000:]  # an error row fails its benchmark item
+    errors = [r for r in rows if r["status"] == "error"]  # the killed worker's (it may have held both)
+    assert errors and all(r["reason"].startswith("KilledWorker: ") for r in errors), rows
+    assert all(r["grid"] == "smoke" and r["run_id"] and r["machine_id"] == "" for r in errors)
+    proc = subprocess.run(bench_cli("--resume", str(out), "--dask", c.scheduler_address), cwd=REPO,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    resumed = read_results(out)
+    assert sorted(r["case_id"] for r in resumed) == sorted(r["case_id"] for r in rows)
+    assert all(r["status"] == "ok" for r in resumed)
+    for kept in (r for r in rows if r["status"] == "ok"):  # as measured, not run again
+        assert next(r for r in resumed if r["case_id"] == kept["case_id"])["started"] == kept["started"]
+
+
 def test_cli_refuses_bad_shards_and_unreachable_clusters(tmp_path):
-    for args, message in ((("--grid", "smoke", "--shard", "3/2"), "--shard: expected K/N with 1 <= K <= N"),
-                          (("--grid", "smoke", "--shard", "3/3"), "--shard 3/3: no case of grid smoke falls in this part"),
+    for args, message in ((("--grid", "smoke", "--shard", "3/3"), "--shard 3/3: no case of grid smoke falls in this part"),
                           (("--grid", "smoke", "--dask", "tcp://127.0.0.1:9"), "--dask: cannot reach a dask scheduler")):
         proc = subprocess.run(bench_cli(*args, "--out", str(tmp_path / "x.csv")), cwd=REPO, capture_output=True,
                               text=True, timeout=300)

@@ -127,10 +127,27 @@ def cmd_show(args) -> int:
     seconds = args.column.endswith("_s")
     scale, unit = (1e6, f"{args.column.removesuffix('_s')} in microseconds") if seconds else (1.0, args.column)
     lower_is_better = args.column not in ("gflops", "pct_peak")
-    if args.format == "markdown":
-        print(markdown(rows, args.column, scale, lower_is_better), end="")
-    else:
-        render(rows, args.column, scale, title=f"{unit} (* best)", lower_is_better=lower_is_better)
+    by_machine: dict = {}
+    for r in rows:  # rows of several machines (a cluster run, a merge) are shown a table per machine
+        by_machine.setdefault(r.get("machine_id", ""), []).append(r)
+    for machine, group in by_machine.items():
+        on = f" on {machine}" if len(by_machine) > 1 else ""
+        if args.format == "markdown":
+            print(f"{on.strip()}:\n" if on else "", end="")
+            print(markdown(group, args.column, scale, lower_is_better), end="")
+        else:
+            render(group, args.column, scale, title=f"{unit}{on} (* best)", lower_is_better=lower_is_better)
+    return 0
+
+
+def cmd_merge(args) -> int:
+    """Join the result files of a grid's shards; exit 2 with the reason for parts that do not belong together."""
+    from .shards import Refused, merge
+
+    try:
+        print(merge(args.parts, args.out))
+    except Refused as exc:
+        return fail(exc)
     return 0
 
 
@@ -159,6 +176,8 @@ def cmd_ab(args) -> int:
 
     if args.out or args.save or args.resume:
         return fail("ab: writes results/local/ab-<run id>-base.csv and -new.csv itself; drop --out/--save/--resume")
+    if args.dask or args.shard:
+        return fail("ab: pairs both revisions' processes on this machine, whole; --dask and --shard are for run")
     grid = args.grid or "quick"
     options = dataclasses.replace(RunOptions.read(vars(args).get), grid=grid,
                                   processes=AB_PROCESSES if args.processes is None else args.processes)
@@ -237,7 +256,7 @@ def cmd_history(args) -> int:
         return fail(f"no saved runs for machine {machine!r} under {results}/ (saved: {known or 'none'}; "
                     "save one with `python -m bench run --save`)")
     try:
-        ts = trends(runs, parse_thresholds(args.threshold)["default"], args.alpha)
+        ts = trends(runs, parse_thresholds(args.threshold)["default"], args.alpha, machine)
     except (Unusable, ValueError) as exc:
         return fail(exc)
     print(format_trends(ts, machine, len(runs)), end="")
@@ -292,6 +311,14 @@ def main(argv=None) -> int:
                       help="column to show (default: per_step_s); *_s columns in microseconds, others as stored")
     show.add_argument("--format", choices=["table", "markdown"], default="table")
     show.set_defaults(func=cmd_show)
+
+    mrg = sub.add_parser("merge", help="join the result files of a grid's shards (run --shard K/N) into one",
+                         description="Join result CSVs (each with its .json sidecar) into --out, written atomically. "
+                                     "Exit 2, with the reason, for parts of different grids, schema versions, "
+                                     "commits or splits, and for overlapping rows.")
+    mrg.add_argument("parts", nargs="+", help="result CSVs to join")
+    mrg.add_argument("--out", required=True, help="the joined result CSV (a new file)")
+    mrg.set_defaults(func=cmd_merge)
 
     cmp = sub.add_parser("compare", help="compare two result files; exit 1 on a regression",
                          description="Pair benchmarks of two result files (CSV with its .json sidecar, or a "

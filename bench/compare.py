@@ -73,6 +73,7 @@ class Entry:
     median: float | None
     samples: np.ndarray | None
     process_medians: list | None = None
+    machine: str = ""  # the machine_id of the row ("" where the file does not say)
 
 
 @dataclasses.dataclass
@@ -83,6 +84,7 @@ class Side:
     schema_version: int | None
     busy: str = ""  # why this file's run looks like it ran on a busy machine, or ""
     dirty: str = ""  # the commit whose working tree had uncommitted changes when this file was made, or ""
+    machines: tuple = ()  # the machine_ids of its rows, when it holds more than one (a cluster run, a merge)
 
 
 def _norm(value) -> str:
@@ -138,12 +140,14 @@ def load(path: str | Path) -> Side:
             key = _key(r)
             median = float(r["median_s"]) if r["status"] == "ok" and r["median_s"] else None
             entries[key] = Entry(key, f"{r['case_id']}-{r['backend']}", r["status"], median, samples.get(key),
-                                 info.get(key, (None, None, None))[2])
+                                 info.get(key, (None, None, None))[2], r.get("machine_id", ""))
         version = int(rows[0]["schema_version"])
         metadata = {c: ", ".join(sorted({str(r.get(c, "")) for r in rows} - {""}))
                     for c in COMPARED_METADATA if c not in added_since(version)}
         dirty = next((r.get("git_commit") or "?" for r in rows if str(r.get("git_dirty")) == "True"), "")
-        return Side(path, entries, metadata, version, busy_reason(rows), dirty[:7])
+        machines = sorted({r.get("machine_id") for r in rows} - {None, ""})
+        return Side(path, entries, metadata, version, busy_reason(rows), dirty[:7],
+                    tuple(machines) if len(machines) > 1 else ())
     if path.suffix == ".json":
         doc = _read_json(path)
         if not isinstance(doc.get("benchmarks"), list):
@@ -414,7 +418,12 @@ def compare(base_path, new_path, thresholds: dict | None = None, alpha: float = 
     pairs = []
     for k in common:
         t = thresholds.get(k[0], thresholds.get(k[1], thresholds["default"])) if k[0] != "name" else thresholds["default"]
-        pairs.append(judge(base.entries[k], new.entries[k], t, alpha))
+        b, n = base.entries[k], new.entries[k]
+        if (base.machines or new.machines) and b.machine and n.machine and b.machine != n.machine:
+            pairs.append(Pair(n.label, k, b.median, n.median, None, None, t, "not comparable",
+                              f"ran on {b.machine} in BASE, {n.machine} in NEW"))  # a file of several machines
+            continue
+        pairs.append(judge(b, n, t, alpha))
     if all(p.verdict == "not comparable" for p in pairs):
         from collections import Counter
 
@@ -470,6 +479,9 @@ def metadata_warnings(base: Side, new: Side) -> list[str]:
     ]
     warnings += [f"{name} ran on a busy machine: {side.busy}" for name, side in (("BASE", base), ("NEW", new))
                  if side.busy]
+    warnings += [f"{name} holds rows of {len(side.machines)} machines ({', '.join(side.machines)}); a benchmark "
+                 "that ran on different machines in BASE and NEW is not comparable"
+                 for name, side in (("BASE", base), ("NEW", new)) if side.machines]
     return warnings
 
 

@@ -11,6 +11,7 @@ import functools
 import os
 import platform
 import re
+import socket
 import subprocess
 from importlib import metadata
 from pathlib import Path
@@ -200,6 +201,7 @@ def run_metadata(run_id: str | None = None) -> dict:
         "timestamp": now.isoformat(timespec="seconds"),
         "schema_version": SCHEMA_VERSION,
         "machine_id": machine_id(),
+        "hostname": socket.gethostname(),
         "cpu_model": cpu_model(),
         "cores": os.cpu_count(),
         "memory_gib": memory_gib(),

@@ -21,18 +21,34 @@ from pathlib import Path
 import numpy as np
 
 from .compare import Entry, judge, load, times_problem
+from .results import read_results
+
+
+def _saved(results_dir: Path) -> dict[Path, set]:
+    """``{saved result CSV: machine ids of its rows}`` under ``results_dir/<machine_id>/`` (not
+    ``local``, the unsaved runs); a row without a machine id counts as its folder's machine."""
+    found = {}
+    root = Path(results_dir)
+    for path in sorted(root.glob("*/*.csv")) if root.is_dir() else []:
+        if path.parent.name == "local":
+            continue
+        try:
+            found[path] = {r.get("machine_id") or path.parent.name for r in read_results(path)}
+        except (OSError, ValueError):
+            found[path] = {path.parent.name}
+    return found
 
 
 def machines(results_dir: Path) -> list[str]:
-    """Machine ids with saved runs (``results/local``, the unsaved runs, is none)."""
-    if not Path(results_dir).is_dir():
-        return []
-    return sorted(p.name for p in Path(results_dir).iterdir() if p.is_dir() and p.name != "local" and any(p.glob("*.csv")))
+    """Machine ids with saved rows: a run saved from a cluster (``run --dask --save``) or a merge of
+    shards holds rows of several machines, and each is history of its own machine."""
+    return sorted(set().union(*_saved(results_dir).values()))
 
 
 def saved_runs(results_dir: Path, machine: str) -> list[Path]:
-    """The machine's saved result CSVs, oldest first (names start with the UTC run id)."""
-    return sorted((Path(results_dir) / machine).glob("*.csv"))
+    """The saved result CSVs holding rows of ``machine``, oldest first (names start with the UTC
+    run id), wherever they were saved; :func:`trends` keeps only that machine's rows."""
+    return sorted((p for p, ids in _saved(results_dir).items() if machine in ids), key=lambda p: (p.name, str(p)))
 
 
 @dataclasses.dataclass
@@ -90,11 +106,14 @@ def find_steps(entries: list[Entry], threshold: float = 1.10, alpha: float = 0.0
     return sorted(steps, key=lambda s: s[0])
 
 
-def trends(paths: list[Path], threshold: float = 1.10, alpha: float = 0.01) -> list[Trend]:
-    """Per benchmark timed in any of ``paths`` (oldest first): medians per run and the steps found.
-    A run whose rounds cannot make a ratio (:func:`bench.compare.times_problem`: a median of 0 s,
-    a non-finite round) is left out of the benchmark's series."""
+def trends(paths: list[Path], threshold: float = 1.10, alpha: float = 0.01, machine: str | None = None) -> list[Trend]:
+    """Per benchmark timed in any of ``paths`` (oldest first): medians per run and the steps found;
+    with ``machine``, only the rows of that machine (rows that do not name one are kept).  A run
+    whose rounds cannot make a ratio (:func:`bench.compare.times_problem`: a median of 0 s, a
+    non-finite round) is left out of the benchmark's series."""
     sides = [load(p) for p in paths]
+    for s in sides:
+        s.entries = {k: e for k, e in s.entries.items() if machine is None or e.machine in ("", machine)}
     keys = list(dict.fromkeys(k for s in sides for k in s.entries))
     out = []
     for key in keys:

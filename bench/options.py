@@ -56,6 +56,12 @@ class RunOptions:
                                     "a row's median_s is the median of their medians", type=int)
     seed: int | None = _option("seed of the random interleaved order of the worker processes (default: drawn, "
                                "and recorded on every row)", type=int)
+    shard: str | None = _option("run only the K-th of N parts of the grid (after --where), e.g. 2/3: the same split "
+                                "on every run and machine, balanced by estimated cost; join the parts with "
+                                "`bench merge`", metavar="K/N")
+    dask: str | None = _option("run the benchmarks as tasks on the dask.distributed cluster at ADDRESS (its workers "
+                               "started with --nthreads 1 --resources bench=1, one per machine); rows stream back "
+                               "into this run's files", metavar="ADDRESS")
     where: list | None = _option("keep only cases whose COLUMN equals VALUE (a spec field, timesteps, batch or "
                                  "case_id); repeatable", action="append", metavar="COLUMN=VALUE")
 

@@ -58,7 +58,8 @@ def _backend_names(options: RunOptions, existing: list[dict]) -> list[str]:
 def _resume_grid(options: RunOptions, rows: list[dict]) -> str:
     """The grid of a file being resumed: --grid when given (checked), else the smallest grid holding all its cases."""
     ids = {r["case_id"] for r in rows}
-    named = options.grid
+    recorded = {r.get("grid") for r in rows} - {None, ""}
+    named = options.grid or (recorded.pop() if len(recorded) == 1 else None)
     if not ids and not named:
         raise pytest.UsageError("--resume: the file has no rows to tell its grid; pass --grid")
     candidates = [named] if named else sorted(GRIDS, key=lambda g: len(GRIDS[g]()))
@@ -69,12 +70,14 @@ def _resume_grid(options: RunOptions, rows: list[dict]) -> str:
 
 
 def _resume_counts(options: RunOptions, rows: list[dict]) -> RunOptions:
-    """The file's --threads and --processes for a resumed run (threads are part of the key, and a
-    row's median means the same number of processes); a different value given is a usage error."""
-    for name in ("threads", "processes"):
+    """The file's --threads, --processes and --shard for a resumed run (threads are part of the key, a
+    row's median means the same number of processes, a part stays its part); a different value given
+    is a usage error."""
+    for name in ("threads", "processes", "shard"):
         found = {r[name] for r in rows if r.get(name)}
         if len(found) == 1:
-            value = int(found.pop())
+            value = found.pop()
+            value = value if name == "shard" else int(value)
             given = getattr(options, name)
             if given is not None and given != value:
                 raise pytest.UsageError(f"--resume: the file was run with --{name} {value}; got --{name} {given}")
@@ -104,6 +107,10 @@ def pytest_configure(config):
         grid = options.grid or "quick"
     try:
         cases = select(get_grid(grid), options.where)
+        if options.shard:
+            from .shards import parse_shard, shard
+
+            cases = shard(cases, *parse_shard(options.shard))
         options.policy(grid)  # validated now: a bad value is a usage error before any worker starts
         options.counts()
     except ValueError as exc:
@@ -111,8 +118,17 @@ def pytest_configure(config):
     config.stash[PAIRS] = [(c, b) for c in cases for b in _backend_names(options, existing)]
     if not config.getoption("benchmark_only"):
         return
+    if not cases and options.shard:
+        raise pytest.UsageError(f"--shard {options.shard}: no case of grid {grid} falls in this part")
     if not cases:
         raise pytest.UsageError(f"--where: no case of grid {grid} matches {' '.join(options.where or [])}")
+    if options.dask:
+        from .cluster import connect
+
+        try:
+            connect(options.dask).close()
+        except ValueError as exc:
+            raise pytest.UsageError(str(exc)) from None
     run_id = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     # the benchmark fixture is requested so pytest-benchmark keeps these items under --benchmark-only,
     # but the parent times nothing: its workers do (bench.runner, bench.worker)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 #: Bumped whenever a result column is added, removed or changes meaning (:data:`ADDED` lists what
 #: each version added).
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 SPEC_COLUMNS = ["mode", "input_size", "hidden_size", "num_layers", "bias", "batch_first", "bidirectional", "dtype"]
 
@@ -96,6 +96,14 @@ COLUMNS = [
     "busiest_end",
     "cpu_freq_mhz",
     "governor",
+    # where and when the row was timed (UTC, ISO 8601: from its first prepare to its last round), the
+    # grid and --shard K/N it belongs to, the host and the dask worker ("" for a local run) it ran on
+    "started",
+    "finished",
+    "grid",
+    "shard",
+    "hostname",
+    "dask_worker",
 ]
 
 #: Columns each schema version added; files of older versions are read with them empty.
@@ -105,7 +113,8 @@ ADDED = {2: ["weight_bytes", "gflops", "pct_peak", "numba_threads", "peak_sgemm_
          4: ["threads", "processes", "process_cv", "unstable", "seed", "prepare_s", "jit_cache", "peak_rss_bytes",
              "worker_cpus",
              "load_avg_start", "load_avg_end", "other_cores_start", "other_cores_end", "busiest_start",
-             "busiest_end", "cpu_freq_mhz", "governor"]}
+             "busiest_end", "cpu_freq_mhz", "governor"],
+         5: ["started", "finished", "grid", "shard", "hostname", "dask_worker"]}
 
 STATUSES = ("ok", "over_budget", "unavailable", "mismatch", "error")
 
@@ -163,11 +172,16 @@ class ResultFile:
         if unknown:
             raise ValueError(f"row: unknown columns {sorted(unknown)}")
         self.rows.append(row)
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(self.rows)
-        atomic_write_text(self.path, buf.getvalue())
+        write_results(self.path, self.rows)
+
+
+def write_results(path: str | os.PathLike, rows: list[dict]) -> None:
+    """Write ``rows`` (dicts keyed by :data:`COLUMNS`) as the result CSV ``path``, by atomic replace."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(Path(path), buf.getvalue())
 
 
 def read_results(path: str | os.PathLike) -> list[dict]:

@@ -16,11 +16,20 @@ spread, and the sidecar keeps every process median.  A row is ``unstable``,
 with the reason, when its processes disagree (coefficient of variation over
 :data:`UNSTABLE_CV`, pyperf's 10%) or when other processes used more than
 :data:`bench.environment.BUSY_CORES` cores while one of its workers ran.
+
+A local run (:meth:`Sweep.run`) and a task on a dask.distributed cluster
+(:mod:`bench.cluster`, one benchmark on one cluster machine) time through the
+same code: :func:`live_workers` starts and ends the workers,
+:func:`time_case` prepares, times and aggregates one case on them, and
+:func:`machine_metadata` gives the columns of the machine it ran on.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import datetime
+import functools
 import json
 import os
 import random
@@ -371,6 +380,113 @@ def measure_peaks(root: Path, threads: int) -> dict:
         return {}
 
 
+def utc_now() -> str:
+    """The time now, UTC, ISO 8601 to the microsecond: a row's ``started`` and ``finished``."""
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="microseconds")
+
+
+@functools.lru_cache(maxsize=None)
+def _peaks(root: Path, threads: int) -> tuple:
+    return tuple(measure_peaks(root, threads).items())
+
+
+def machine_metadata(run_id: str, root: Path, threads: int, seed: int, state: dict | None = None) -> dict:
+    """The columns every row timed here shares: :func:`bench.environment.run_metadata`, this
+    machine's peaks (measured once per process and ``threads``: a cluster worker's tasks share
+    them), its ``state`` (:func:`bench.environment.machine_state`, taken now when not given) as the
+    ``*_start`` columns, ``threads`` and ``seed``."""
+    return {**run_metadata(run_id), **dict(_peaks(root, threads)),
+            **state_columns(state or machine_state(), "start"), "threads": threads, "seed": seed}
+
+
+@contextlib.contextmanager
+def live_workers(slots: list[Slot], job: dict, threads: int):
+    """Start a :class:`Worker` for every slot (pinned by :func:`worker_cpus`, this process on the
+    other CPUs) and yield ``(workers, worker_cpus column)``; on leaving, every worker is closed, or
+    killed when the block raised (Ctrl-C, SIGTERM, a failure): no worker outlives its run."""
+    cpus, mine = worker_cpus(threads)
+    before = os.sched_getaffinity(0) if mine else None
+    with tempfile.TemporaryDirectory(prefix="rnn-bench-") as tmp:
+        workers = []
+        previous = stop_on_sigterm()
+        if mine:
+            os.sched_setaffinity(0, mine)
+        try:
+            workers += [Worker(slot, job, Path(tmp), threads, cpus) for slot in slots]
+            yield workers, " ".join(map(str, sorted(cpus))) if cpus else ""
+        except BaseException:
+            for w in workers:
+                w.proc.kill()
+            raise
+        finally:
+            for w in workers:
+                w.close()
+            if before:
+                os.sched_setaffinity(0, before)
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+
+
+def prepare_and_time(case: Case, workers: list, done: dict, rng: random.Random) -> dict:
+    """Prepare ``case`` on every worker that still has it to do, then time it in bursts;
+    ``{(side label, backend): [ProcessResult per process]}``."""
+    results: dict = {}
+    planned = {}
+    for w in workers:
+        if (case.id, w.slot.backend) in done[w.slot.side.label]:
+            continue
+        try:
+            answer = w.ask({"cmd": "prepare", "case": case.id})
+            result = ProcessResult(answer["row"])
+            planned[w] = (result, answer["rounds"])
+        except WorkerDied as exc:
+            result = ProcessResult({"case_id": case.id, "backend": w.slot.backend, **case.fields(),
+                                    "status": "error", "reason": str(exc)})
+        results.setdefault((w.slot.side.label, w.slot.backend), []).append(result)
+    timed = [w for w, (_, rounds) in planned.items() if rounds > 0]
+    bursts = min([BURSTS, *(planned[w][1] for w in timed)]) if timed else 0
+    meter = CpuMeter(timed)
+    for b in range(bursts):
+        for w in burst_order(timed, rng):
+            result, total = planned[w]
+            if result.row.get("status") != "ok":  # its worker died in an earlier burst
+                continue
+            try:
+                times, rss = w.time(total // bursts + (1 if b < total % bursts else 0))
+            except WorkerDied as exc:
+                result.row = {**result.row, "status": "error", "reason": str(exc)}
+                continue
+            result.times += times
+            if rss != "":
+                result.peak_rss_bytes = max(int(rss), int(result.peak_rss_bytes or 0))
+    others = meter.others() if timed else 0.0
+    for w in timed:
+        planned[w][0].other_cores = others
+    return results
+
+
+def time_case(case: Case, workers: list, done: dict, rng: random.Random, metadata: dict,
+              order: list) -> tuple[list, str]:
+    """Time ``case`` on the live ``workers`` (:func:`prepare_and_time`) and aggregate each benchmark;
+    returns ``([(side label, row, rounds, process medians)], progress summary)`` in ``order`` (of
+    ``(side label, backend)``).  Each row carries ``metadata``, its place against the peaks and
+    its ``started``/``finished`` times.  The local run and a cluster task both time through here."""
+    from .roofline import place
+
+    started = utc_now()
+    results = prepare_and_time(case, workers, done, rng)
+    finished = utc_now()
+    measured = []
+    for key in (k for k in order if k in results):
+        row, rounds, medians = aggregate(case, key[1], results[key])
+        row = {**row, **metadata, "started": started, "finished": finished}
+        row.update(place(row, metadata))
+        measured.append((key[0], row, rounds, medians))
+    summary = ", ".join(f"{label + ' ' if label else ''}{backend} {_short(results[(label, backend)], case.timesteps)}"
+                        for label, backend in order if (label, backend) in results)
+    return measured, summary
+
+
 @dataclasses.dataclass
 class Sweep:
     """A timed run: the cases, the backends, the sides, where each side's rows go, how to run."""
@@ -385,6 +501,25 @@ class Sweep:
     existing: dict = dataclasses.field(default_factory=dict)  # side label -> rows already done (resume)
     extra_backends: dict = dataclasses.field(default_factory=dict)  # register_backend()s: name -> "module:attr"
 
+    def job(self, threads: int) -> dict:
+        """What every worker of this run is told (:mod:`bench.worker`), less its backend."""
+        return {"grid": self.options.grid, "threads": threads, "extra_backends": self.extra_backends,
+                "policy": dataclasses.asdict(self.options.policy(self.options.grid))}
+
+    def order(self) -> list:
+        """``(side label, backend)`` in the order rows are written: the backends as asked for."""
+        return [(s.label, b) for s in self.sides for b in self.backends]
+
+    def todo(self) -> tuple[dict, list[Case]]:
+        """``({side label: {(case id, backend) done}}, the cases with a benchmark still to do)``."""
+        done = {s.label: {(r["case_id"], r["backend"]) for r in self.existing.get(s.label, [])} for s in self.sides}
+        cases = [c for c in self.cases if any((c.id, b) not in done[s.label] for s in self.sides for b in self.backends)]
+        return done, cases
+
+    def run_columns(self) -> dict:
+        """Columns of this run on every row: ``grid`` and ``shard``."""
+        return {"grid": self.options.grid or "", "shard": self.options.shard or ""}
+
     def run(self, progress=print, step=None) -> dict:
         """Run every case on live workers, write every row as soon as its case is done; returns
         ``{side label: [rows]}``.
@@ -393,102 +528,39 @@ class Sweep:
         idle, for requests.  Case by case, each prepares it in turn (no two warm-ups compete),
         then their bursts alternate (:func:`burst_order`).  ``progress(line)`` is told what
         happens; ``step(cases done, cases to do)``, when given, before the first case and after
-        each (for a progress bar).  KeyboardInterrupt propagates after the files hold every completed row.
+        each (for a progress bar).  KeyboardInterrupt propagates after the files hold every completed row.  With
+        ``options.dask``, the cases run on that cluster instead (:func:`bench.cluster.run_on_cluster`).
         """
-        from .roofline import place
+        if self.options.dask:
+            from .cluster import run_on_cluster
 
+            return run_on_cluster(self, progress)
         threads, processes = self.options.counts()
         state = machine_state()
         warning = busy_warning(state)
         if warning:
             progress(warning)
-        metadata = {**run_metadata(self.run_id), **measure_peaks(self.sides[0].root, threads),
-                    **state_columns(state, "start"), "threads": threads, "seed": self.seed}
+        metadata = {**machine_metadata(self.run_id, self.sides[0].root, threads, self.seed, state),
+                    **self.run_columns()}
         outputs = {s.label: Output(Path(self.outputs[s.label]), metadata, self.existing.get(s.label)) for s in self.sides}
-        done = {s.label: {(r["case_id"], r["backend"]) for r in self.existing.get(s.label, [])} for s in self.sides}
-        cases = [c for c in self.cases if any((c.id, b) not in done[s.label] for s in self.sides for b in self.backends)]
+        done, cases = self.todo()
         rng = random.Random(self.seed)
-        job = {"grid": self.options.grid, "threads": threads, "extra_backends": self.extra_backends,
-               "policy": dataclasses.asdict(self.options.policy(self.options.grid))}
-        cpus, mine = worker_cpus(threads)
-        before = os.sched_getaffinity(0) if mine else None
-        metadata["worker_cpus"] = " ".join(map(str, sorted(cpus))) if cpus else ""
-        with tempfile.TemporaryDirectory(prefix="rnn-bench-") as tmp:
-            workers = []
-            previous = stop_on_sigterm()
-            if mine:
-                os.sched_setaffinity(0, mine)
-            try:
-                workers += [Worker(slot, job, Path(tmp), threads, cpus)
-                            for slot in schedule(self.sides, self.backends, processes, self.seed)]
+        with live_workers(schedule(self.sides, self.backends, processes, self.seed), self.job(threads),
+                          threads) as (workers, cpus):
+            metadata["worker_cpus"] = cpus
+            if step is not None:
+                step(0, len(cases))
+            for n, case in enumerate(cases, 1):
+                measured, summary = time_case(case, workers, done, rng, metadata, self.order())
+                for label, row, rounds, medians in measured:
+                    outputs[label].add(row, rounds, medians)
+                progress(f"[{n}/{len(cases)}] {case.id}: {summary}")
                 if step is not None:
-                    step(0, len(cases))
-                for n, case in enumerate(cases, 1):
-                    results = self._one_case(case, workers, done, rng)
-                    results = {k: results[k] for k in ((s.label, b) for s in self.sides for b in self.backends)
-                               if k in results}  # rows in the order of the backends asked for
-                    for (label, backend), per_process in results.items():
-                        row, rounds, medians = aggregate(case, backend, per_process)
-                        row = {**row, **metadata}
-                        row.update(place(row, metadata))
-                        outputs[label].add(row, rounds, medians)
-                    summary = ", ".join(f"{label + ' ' if label else ''}{backend} {_short(per, case.timesteps)}"
-                                        for (label, backend), per in results.items())
-                    progress(f"[{n}/{len(cases)}] {case.id}: {summary}")
-                    if step is not None:
-                        step(n, len(cases))
-            except BaseException:  # interrupted, terminated or failed: no worker outlives the run
-                for w in workers:
-                    w.proc.kill()
-                raise
-            finally:
-                for w in workers:
-                    w.close()
-                if before:
-                    os.sched_setaffinity(0, before)
-                if previous is not None:
-                    signal.signal(signal.SIGTERM, previous)
-            end = state_columns(machine_state(), "end")
-            for out in outputs.values():
-                out.finish(end)
+                    step(n, len(cases))
+        end = state_columns(machine_state(), "end")
+        for out in outputs.values():
+            out.finish(end)
         return {label: out.file.rows for label, out in outputs.items()}
-
-    def _one_case(self, case: Case, workers: list, done: dict, rng: random.Random) -> dict:
-        """Prepare ``case`` on every worker that still has it to do, then time it in bursts;
-        ``{(side label, backend): [ProcessResult per process]}``."""
-        results: dict = {}
-        planned = {}
-        for w in workers:
-            if (case.id, w.slot.backend) in done[w.slot.side.label]:
-                continue
-            try:
-                answer = w.ask({"cmd": "prepare", "case": case.id})
-                result = ProcessResult(answer["row"])
-                planned[w] = (result, answer["rounds"])
-            except WorkerDied as exc:
-                result = ProcessResult({"case_id": case.id, "backend": w.slot.backend, **case.fields(),
-                                        "status": "error", "reason": str(exc)})
-            results.setdefault((w.slot.side.label, w.slot.backend), []).append(result)
-        timed = [w for w, (_, rounds) in planned.items() if rounds > 0]
-        bursts = min([BURSTS, *(planned[w][1] for w in timed)]) if timed else 0
-        meter = CpuMeter(timed)
-        for b in range(bursts):
-            for w in burst_order(timed, rng):
-                result, total = planned[w]
-                if result.row.get("status") != "ok":  # its worker died in an earlier burst
-                    continue
-                try:
-                    times, rss = w.time(total // bursts + (1 if b < total % bursts else 0))
-                except WorkerDied as exc:
-                    result.row = {**result.row, "status": "error", "reason": str(exc)}
-                    continue
-                result.times += times
-                if rss != "":
-                    result.peak_rss_bytes = max(int(rss), int(result.peak_rss_bytes or 0))
-        others = meter.others() if timed else 0.0
-        for w in timed:
-            planned[w][0].other_cores = others
-        return results
 
 
 def _short(results: list, timesteps: int) -> str:

@@ -41,7 +41,8 @@ KEY_COLUMNS = ["backend", *SPEC_COLUMNS, "timesteps", "batch", "threads"]
 #: differ and are not compared.
 COMPARED_METADATA = ["machine_id", "cpu_model", "cores", "blas", "blas_threads", "torch_threads", "python_version",
                      "numpy_version", "numba_version", "scipy_version", "torch_version", "numba_blas",
-                     "thread_pools", "numba_threads", "peak_blas"]
+                     "thread_pools", "numba_threads", "peak_blas", "onnx_version", "onnxruntime_version",
+                     "jax_version", "jaxlib_version", "onnxruntime_threads", "xla_threads", "xla_flags"]
 VERDICTS = ("regression", "improvement", "unchanged", "not comparable")
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 #: Bumped whenever a result column is added, removed or changes meaning (:data:`ADDED` lists what
 #: each version added).
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 SPEC_COLUMNS = ["mode", "input_size", "hidden_size", "num_layers", "bias", "batch_first", "bidirectional", "dtype"]
 
@@ -96,6 +96,14 @@ COLUMNS = [
     "busiest_end",
     "cpu_freq_mhz",
     "governor",
+    # the ONNX Runtime and JAX backends: versions (run metadata) and their own thread pools (describe())
+    "onnx_version",
+    "onnxruntime_version",
+    "jax_version",
+    "jaxlib_version",
+    "onnxruntime_threads",
+    "xla_threads",
+    "xla_flags",
 ]
 
 #: Columns each schema version added; files of older versions are read with them empty.
@@ -105,7 +113,9 @@ ADDED = {2: ["weight_bytes", "gflops", "pct_peak", "numba_threads", "peak_sgemm_
          4: ["threads", "processes", "process_cv", "unstable", "seed", "prepare_s", "jit_cache", "peak_rss_bytes",
              "worker_cpus",
              "load_avg_start", "load_avg_end", "other_cores_start", "other_cores_end", "busiest_start",
-             "busiest_end", "cpu_freq_mhz", "governor"]}
+             "busiest_end", "cpu_freq_mhz", "governor"],
+         5: ["onnx_version", "onnxruntime_version", "jax_version", "jaxlib_version", "onnxruntime_threads",
+             "xla_threads", "xla_flags"]}
 
 STATUSES = ("ok", "over_budget", "unavailable", "mismatch", "error")
 

@@ -70,6 +70,9 @@ class Backend(abc.ABC):
     name: str = ""
     #: Where the work runs: ``"cpu"`` or ``"cuda"``.
     device: str = "cpu"
+    #: ``None`` when NaN and inf in the inputs give torch's non-finite results; else why this
+    #: backend refuses them (a ``ValueError`` naming the argument) rather than answer otherwise.
+    refuses_non_finite: str | None = None
 
     @classmethod
     def variants(cls) -> tuple[str, ...]:

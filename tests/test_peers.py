@@ -146,3 +146,18 @@ def test_thread_env_limits_xla_for_one_thread(monkeypatch):
     assert "XLA_FLAGS" not in thread_env(2)
     monkeypatch.delenv("XLA_FLAGS")
     assert thread_env(1)["XLA_FLAGS"] == "--xla_cpu_multi_thread_eigen=false"
+
+
+def test_onnxruntime_refuses_non_finite_weights_and_states():
+    """NaN or inf in weights (at prepare) or in c0 gets a ValueError naming it, not an answer."""
+    backend = backend_or_skip("onnxruntime")
+    spec = CellSpec("lstm", 3, 4)
+    weights = init_weights(spec)
+    x, (h0, c0) = make_inputs(spec, 5, 2, True)
+    c0[0, 0, 0] = np.inf
+    with pytest.raises(ValueError, match="^c0: expected finite values"):
+        backend.forward(spec, weights, x, (h0, c0))
+    weights["weight_hh_l0"] = weights["weight_hh_l0"].copy()
+    weights["weight_hh_l0"][0, 0] = np.nan
+    with pytest.raises(ValueError, match=r"^weights\['weight_hh_l0'\]: expected finite values"):
+        backend.prepare(spec, weights)

@@ -161,3 +161,18 @@ def test_onnxruntime_refuses_non_finite_weights_and_states():
     weights["weight_hh_l0"][0, 0] = np.nan
     with pytest.raises(ValueError, match=r"^weights\['weight_hh_l0'\]: expected finite values"):
         backend.prepare(spec, weights)
+
+
+def test_naming_and_asking_availability_loads_neither_runtime():
+    """The parent of the workers may parse these names and ask whether they run without loading
+    onnxruntime, onnx or jax (the per-spec question does load them: it asks the runtime)."""
+    import subprocess
+    import sys
+
+    script = ("import sys, kernels\n"
+              "kernels.parse_backend_list('onnxruntime,jax')\n"
+              "print([kernels.availability(n) for n in ('onnxruntime', 'jax')])\n"
+              "print(sorted(m for m in ('onnx', 'onnxruntime', 'jax', 'jaxlib') if m in sys.modules))\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "[]"

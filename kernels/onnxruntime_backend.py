@@ -104,7 +104,10 @@ def onnx_model(spec: CellSpec, weights: dict[str, np.ndarray]):
         # Y (T, D, B, H) -> (T, B, D*H): forward then backward features of each step
         y = node("Transpose", [y], [f"Y_tbdh_l{layer}"], perm=[0, 2, 1, 3])
         x = node("Reshape", [y, const(f"to_tbf_l{layer}", np.array([0, 0, -1], np.int64))], [f"out_l{layer}"])
-    node("Transpose", [x], ["output"], perm=[1, 0, 2]) if spec.batch_first else node("Identity", [x], ["output"])
+    if spec.batch_first:
+        node("Transpose", [x], ["output"], perm=[1, 0, 2])
+    else:
+        node("Identity", [x], ["output"])
     node("Concat", h_n, ["h_n"], axis=0)
     if lstm:
         node("Concat", c_n, ["c_n"], axis=0)
@@ -185,9 +188,10 @@ class OnnxRuntimePrepared(Prepared):
         feeds = {"x": x, "h0": zeros if h0 is None else h0}
         if spec.mode == "lstm":
             feeds["c0"] = zeros if c0 is None else c0
+        feeds = {name: np.ascontiguousarray(array) for name, array in feeds.items()}
         binding = self.session.io_binding()
         for name, array in feeds.items():
-            binding.bind_cpu_input(name, np.ascontiguousarray(array))
+            binding.bind_cpu_input(name, array)
         for name in self.outputs:
             binding.bind_output(name, "cpu")
         return binding, feeds  # the feeds stay referenced while the binding points at them

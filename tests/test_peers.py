@@ -176,3 +176,20 @@ def test_naming_and_asking_availability_loads_neither_runtime():
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize("name", ["onnxruntime", "jax"])
+def test_strided_views_of_the_first_timesteps_are_read_right(name):
+    """The harness checks on a view of the first timesteps (CellSpec.first_timesteps, strided for
+    batch_first); the prepared path gives the same as the whole copied sequence's first steps."""
+    backend = backend_or_skip(name)
+    spec = CellSpec("gru", 3, 4, batch_first=True, bidirectional=True)
+    weights = init_weights(spec)
+    x, _ = make_inputs(spec, 9, 2, False)
+    view = spec.first_timesteps(x, 4)
+    assert not view.flags.c_contiguous
+    prepared = backend.prepare(spec, weights)
+    got = prepared.to_host(prepared.run(*prepared.to_device(view)))
+    want = backend.forward(spec, weights, np.ascontiguousarray(view))
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])

@@ -8,7 +8,8 @@ dtype in as out.  It has two levels:
 * :meth:`Backend.forward` -- NumPy in, NumPy out, validated; for users and tests.
 * :meth:`Backend.prepare` -> :class:`Prepared` -- the timed path.  ``prepare``
   converts and places the weights once (and compiles, where the backend
-  compiles); ``Prepared.to_device`` places the inputs; ``Prepared.run`` is the
+  compiles); ``Prepared.to_device`` places the inputs (and compiles, where
+  the compiler needs the input's shape: jax); ``Prepared.run`` is the
   one call that is timed and returns only when the work is done (a CUDA
   backend synchronizes inside it); ``Prepared.to_host`` brings results back.
 

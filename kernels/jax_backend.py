@@ -10,7 +10,8 @@ whose outputs are reversed back.  ``batch_first`` transposes inside the compiled
 Compilation: XLA compiles for fixed shapes, and only ``to_device`` sees T and B, so it compiles
 there (ahead of time, ``jit(...).lower(...).compile()``), outside the timed call, once per (spec,
 x shape) in a process (:data:`COMPILED`; the weights are arguments, not constants, so new weights
-reuse it); ``jit_cache`` says which.  The timed ``run`` calls that executable (a shape it was not
+reuse it); ``jit_cache`` says which, and a row's ``prepare_s`` holds the weights' placement
+(and JAX's start, in a fresh worker), not the compilation.  The timed ``run`` calls that executable (a shape it was not
 compiled for raises, so it can never compile) and ends with ``jax.block_until_ready``, since JAX
 dispatches asynchronously.  ``h0``/``c0`` are always arguments (zeros when not given), and so
 are the biases (zeros without ``bias``, as in the NumPy and Numba backends), so those cases share

@@ -90,7 +90,7 @@ def cmd_check(args) -> int:
         reference = None
         for name in backends:
             row = {"case_id": case.id, "backend": name, "status": "ok"}
-            if available[name] is not None:
+            if (available[name] or availability(name, case.spec)) is not None:
                 row["status"] = "unavailable"
             else:
                 backend = get_backend(name)

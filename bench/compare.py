@@ -48,7 +48,8 @@ KEY_COLUMNS = ["backend", *SPEC_COLUMNS, "timesteps", "batch", "threads"]
 #: differ and are not compared.
 COMPARED_METADATA = ["machine_id", "cpu_model", "cores", "blas", "blas_threads", "torch_threads", "python_version",
                      "numpy_version", "numba_version", "scipy_version", "torch_version", "numba_blas",
-                     "thread_pools", "numba_threads", "peak_blas"]
+                     "thread_pools", "numba_threads", "peak_blas", "onnx_version", "onnxruntime_version",
+                     "jax_version", "jaxlib_version", "onnxruntime_threads", "xla_threads", "xla_flags"]
 #: What a plain pytest-benchmark JSON's ``machine_info`` and ``commit_info`` say that should match
 #: for a fair comparison: (name in warnings, path in the document).  Ours carry the rows' metadata.
 FOREIGN_METADATA = [("machine_info.cpu.brand_raw", ("machine_info", "cpu", "brand_raw")),

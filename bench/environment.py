@@ -132,9 +132,16 @@ def pin_threads(threads: int) -> None:
 
 def thread_env(threads: int) -> dict[str, str]:
     """Environment variables that size every pool a worker may start to ``threads``, before any
-    library reads them: OpenMP (GNU and Intel, used by torch and MKL), MKL, OpenBLAS, numba."""
+    library reads them: OpenMP (GNU and Intel, used by torch and MKL), MKL, OpenBLAS, numba; for
+    one thread also XLA's Eigen calls (``--xla_cpu_multi_thread_eigen=false`` added to this
+    process's ``XLA_FLAGS``).  XLA has no flag for its pool's size: its CPU client sizes it to the
+    CPUs the process may run on, which :func:`bench.runner.worker_cpus` limits to ``threads``.
+    ONNX Runtime's pool is per session (:meth:`kernels.Backend.use_threads`)."""
     n = str(threads)
-    return {"OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n, "NUMBA_NUM_THREADS": n}
+    env = {"OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n, "NUMBA_NUM_THREADS": n}
+    if threads == 1:
+        env["XLA_FLAGS"] = " ".join(filter(None, [os.environ.get("XLA_FLAGS", ""), "--xla_cpu_multi_thread_eigen=false"]))
+    return env
 
 
 #: Other processes using more than this many cores at once make the machine "busy".
@@ -210,6 +217,10 @@ def run_metadata(run_id: str | None = None) -> dict:
         "numba_version": _version("numba"),
         "scipy_version": _version("scipy"),
         "torch_version": _version("torch"),
+        "onnx_version": _version("onnx"),
+        "onnxruntime_version": _version("onnxruntime"),
+        "jax_version": _version("jax"),
+        "jaxlib_version": _version("jaxlib"),
         "pytest_benchmark_version": _version("pytest-benchmark"),
         "git_commit": commit,
         "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no")) if commit else "",

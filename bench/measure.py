@@ -191,19 +191,21 @@ def prepare_case(case: Case, backend_name: str, policy: TimingPolicy, threads: i
 
     Args:
         backend_name: a registered name (:func:`kernels.parse_backend_name`).
-        threads: when given, every thread pool of the process is set to it once the backend's
-            libraries are loaded (:func:`bench.environment.pin_threads`), before the warm-up.
+        threads: when given, the backend's own pools are sized to it before ``prepare``
+            (:meth:`kernels.Backend.use_threads`), and every thread pool of the process once the
+            backend's libraries are loaded (:func:`bench.environment.pin_threads`), before the warm-up.
         reference: the case's float64 reference on its first ``check_steps`` steps, if known.
 
     Returns:
         ``(outcome, ready, reference)``: ``outcome.status`` is ``"ok"`` when the case is ready to
-        time (``ready`` is then set), else ``unavailable``, ``mismatch``, ``over_budget`` or
-        ``error`` with the reason, and ``ready`` is ``None``.  The row holds the case's fields,
+        time (``ready`` is then set), else ``unavailable`` (the backend here, or for this spec:
+        :func:`kernels.availability`), ``mismatch``, ``over_budget`` or ``error`` with the
+        reason, and ``ready`` is ``None``.  The row holds the case's fields,
         the backend's :meth:`~kernels.Backend.describe`, ``prepare_s``, ``jit_cache`` and the
         accuracy check.  An exception becomes an ``error`` outcome; only ``KeyboardInterrupt``
         and the like propagate.
     """
-    reason = availability(backend_name)
+    reason = availability(backend_name, case.spec)
     backend = get_backend(backend_name) if reason is None else None
     row = {"case_id": case.id, "backend": backend_name, "device": getattr(backend, "device", ""), **case.fields(),
            "flops": case.spec.flops(case.timesteps, case.batch), "weight_bytes": case.spec.weight_bytes()}
@@ -215,6 +217,8 @@ def prepare_case(case: Case, backend_name: str, policy: TimingPolicy, threads: i
     if reason is not None:
         return outcome("unavailable", reason), None, reference
     try:
+        if threads is not None:
+            backend.use_threads(threads)
         row.update(backend.describe())
         weights, x = case.inputs()
         start = time.perf_counter()
@@ -231,6 +235,7 @@ def prepare_case(case: Case, backend_name: str, policy: TimingPolicy, threads: i
         if rounds == 0:
             return outcome("over_budget", note + f" (estimated from a {steps}-step run)"), None, reference
         args = prepared.to_device(x)
+        row["jit_cache"] = prepared.jit_cache  # a backend that compiles per shape (jax) did so in to_device
         rounds, iterations, note = policy.plan(policy.warm_up(lambda: prepared.run(*args)))
         if rounds == 0:
             return outcome("over_budget", note), None, reference

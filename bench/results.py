@@ -104,6 +104,14 @@ COLUMNS = [
     "shard",
     "hostname",
     "dask_worker",
+    # the ONNX Runtime and JAX backends: versions (run metadata) and their own thread pools (describe())
+    "onnx_version",
+    "onnxruntime_version",
+    "jax_version",
+    "jaxlib_version",
+    "onnxruntime_threads",
+    "xla_threads",
+    "xla_flags",
 ]
 
 #: Columns each schema version added; files of older versions are read with them empty.
@@ -114,7 +122,9 @@ ADDED = {2: ["weight_bytes", "gflops", "pct_peak", "numba_threads", "peak_sgemm_
              "worker_cpus",
              "load_avg_start", "load_avg_end", "other_cores_start", "other_cores_end", "busiest_start",
              "busiest_end", "cpu_freq_mhz", "governor"],
-         5: ["started", "finished", "grid", "shard", "hostname", "dask_worker"]}
+         5: ["started", "finished", "grid", "shard", "hostname", "dask_worker", "onnx_version",
+             "onnxruntime_version", "jax_version", "jaxlib_version", "onnxruntime_threads", "xla_threads",
+             "xla_flags"]}
 
 STATUSES = ("ok", "over_budget", "unavailable", "mismatch", "error")
 

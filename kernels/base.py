@@ -8,7 +8,8 @@ dtype in as out.  It has two levels:
 * :meth:`Backend.forward` -- NumPy in, NumPy out, validated; for users and tests.
 * :meth:`Backend.prepare` -> :class:`Prepared` -- the timed path.  ``prepare``
   converts and places the weights once (and compiles, where the backend
-  compiles); ``Prepared.to_device`` places the inputs; ``Prepared.run`` is the
+  compiles); ``Prepared.to_device`` places the inputs (and compiles, where
+  the compiler needs the input's shape: jax); ``Prepared.run`` is the
   one call that is timed and returns only when the work is done (a CUDA
   backend synchronizes inside it); ``Prepared.to_host`` brings results back.
 
@@ -29,10 +30,14 @@ registry in :mod:`kernels.registry` imports backend modules on demand, and a
 backend module itself imports its library (numba, torch) only in ``prepare``
 or ``describe``, so names can be parsed and availability asked in a process
 that must not load them.  A backend that cannot run says why through
-:meth:`Backend.unavailable_reason` instead of failing; the implementation
+:meth:`Backend.unavailable_reason` instead of failing, and one that can run but
+not some spec (an ONNX Runtime operator without float64) says why through
+:meth:`Backend.unavailable_for`, so that spec is reported ``unavailable``, never
+answered wrongly; the implementation
 choices it can be forced to are its :meth:`Backend.variants`
 (``"name:variant"``); what a result row should record about it (its BLAS,
-its threads) is :meth:`Backend.describe`.  Inputs are validated once in
+its threads) is :meth:`Backend.describe`; the pools a backend makes itself
+(ONNX Runtime's per session) are sized by :meth:`Backend.use_threads`.  Inputs are validated once in
 :mod:`kernels.checks` before any backend code runs.  A backward pass would be
 added as ``Prepared.backward``.
 """
@@ -79,6 +84,9 @@ class Backend(abc.ABC):
     name: str = ""
     #: Where the work runs: ``"cpu"`` or ``"cuda"``.
     device: str = "cpu"
+    #: ``None`` when NaN and inf in the inputs give torch's non-finite results; else why this
+    #: backend refuses them (a ``ValueError`` naming the argument) rather than answer otherwise.
+    refuses_non_finite: str | None = None
 
     @classmethod
     def variants(cls) -> tuple[str, ...]:
@@ -89,6 +97,19 @@ class Backend(abc.ABC):
     def unavailable_reason(self) -> str | None:
         """``None`` when the backend can run here, else why not (one line)."""
         return None
+
+    def unavailable_for(self, spec: CellSpec) -> str | None:
+        """``None`` when this backend can compute ``spec`` here, else why not (one line), e.g. a
+        dtype the runtime's operator lacks.  Asked only where :meth:`unavailable_reason` is
+        ``None``; every spec by default."""
+        return None
+
+    def use_threads(self, threads: int) -> None:
+        """Size the thread pools this backend makes itself, for every later :meth:`prepare`, to
+        ``threads`` (>= 1); the harness calls it with ``--threads`` before :meth:`describe` and
+        :meth:`prepare`.  Process-wide pools (BLAS, OpenMP, torch, numba, XLA) are sized by the
+        worker's environment and :func:`bench.environment.pin_threads` instead, so by default
+        there is nothing to size."""
 
     def describe(self) -> dict[str, object]:
         """Result-row metadata about this backend as it runs here, ``{column: value}`` with
@@ -125,12 +146,16 @@ class Backend(abc.ABC):
 
         Raises:
             TypeError, ValueError: bad input, from :mod:`kernels.checks`.
-            RuntimeError: the backend is unavailable here (the reason is given).
+            RuntimeError: the backend is unavailable here, or for this spec
+                (:meth:`unavailable_for`); the reason is given.
         """
         weights, inputs = check_forward_args(spec, weights, x, hx)
         reason = self.unavailable_reason()
         if reason is not None:
             raise RuntimeError(f"backend {self.name!r} is unavailable: {reason}")
+        reason = self.unavailable_for(spec)
+        if reason is not None:
+            raise RuntimeError(f"backend {self.name!r} is unavailable for this spec: {reason}")
         timesteps, batch = spec.timesteps_batch(inputs.x)
         if batch == 0:
             return empty_result(spec, timesteps)

@@ -37,6 +37,8 @@ BACKENDS = {
     "numba": ("kernels.numba_backend", "NumbaBackend", ()),
     "torch_cpu": ("kernels.torch_backend", "TorchBackend", ("cpu",)),
     "torch_cuda": ("kernels.torch_backend", "TorchBackend", ("cuda",)),
+    "onnxruntime": ("kernels.onnxruntime_backend", "OnnxRuntimeBackend", ()),
+    "jax": ("kernels.jax_backend", "JaxBackend", ()),
 }
 
 _instances: dict[str, Backend] = {}
@@ -187,8 +189,9 @@ def get_backend(name: str) -> Backend:
     return _instances[key]
 
 
-def availability(name: str) -> str | None:
-    """``None`` when backend ``name`` can run here, else why not (one line); never raises for a
+def availability(name: str, spec=None) -> str | None:
+    """``None`` when backend ``name`` can run here (and compute ``spec``, when given:
+    :meth:`~kernels.base.Backend.unavailable_for`), else why not (one line); never raises for a
     registered name, whatever is missing (a module that cannot be imported is a reason).
 
     Raises:
@@ -196,7 +199,9 @@ def availability(name: str) -> str | None:
     """
     parse_backend_name(name)
     try:
-        return get_backend(name).unavailable_reason()
+        backend = get_backend(name)
+        reason = backend.unavailable_reason()
+        return reason if reason is not None or spec is None else backend.unavailable_for(spec)
     except (ImportError, AttributeError) as exc:
         return f"cannot import: {exc}"
 

@@ -22,7 +22,16 @@ def matrix_id(p):
     return f"{mode}-L{layers}-{'bi' if bi else 'uni'}-{'bf' if bf else 'tm'}-{'bias' if bias else 'nobias'}-{dtype}-{'h0' if state else 'zeros'}"
 
 
+def skip_unless_computes(backend, spec):
+    """Skip, with the backend's reason, a spec it reports it cannot compute (tests/test_peers.py
+    checks that such a spec is refused, never answered)."""
+    reason = backend.unavailable_for(spec)
+    if reason is not None:
+        pytest.skip(f"{backend.name}: {reason}")
+
+
 def assert_matches_reference(backend, spec, timesteps, batch, with_state, seed=0):
+    skip_unless_computes(backend, spec)
     weights = init_weights(spec, seed=seed)
     x, hx = make_inputs(spec, timesteps, batch, with_state, seed=seed + 1)
     got = flatten(backend.forward(spec, weights, x, hx))
@@ -75,23 +84,31 @@ def test_nan_propagates_like_torch(backend, mode):
     weights = init_weights(spec)
     x, _ = make_inputs(spec, 5, 2, False)
     x[2, 0, 1] = np.nan
+    if backend.refuses_non_finite:  # never an answer other than torch's
+        with pytest.raises(ValueError, match="^x: expected finite values"):
+            backend.forward(spec, weights, x)
+        return
     out = flatten(backend.forward(spec, weights, x))[0]
     assert np.isnan(out[2:, 0]).all()
     assert not np.isnan(out[:2]).any() and not np.isnan(out[:, 1]).any()
 
 
-def test_torch_state_dict_loads_unchanged(backend):
-    """A state_dict taken from real torch modules runs on every backend and gives torch's answer."""
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_torch_state_dict_loads_unchanged(backend, dtype):
+    """A state_dict taken from real torch modules runs on every backend and gives torch's answer
+    (in float32 within the float32 tolerance, for backends without float64)."""
     torch = pytest.importorskip("torch")
     torch.manual_seed(0)
+    rtol, atol = TOLERANCES[dtype] if dtype == "float32" else (1e-9, 1e-9)
     for module, mode in ((torch.nn.LSTM, "lstm"), (torch.nn.GRU, "gru"), (torch.nn.RNN, "rnn_tanh")):
-        m = module(4, 6, num_layers=2, bidirectional=True, batch_first=True, dtype=torch.float64)
-        spec = CellSpec(mode, 4, 6, num_layers=2, bidirectional=True, batch_first=True, dtype="float64")
+        spec = CellSpec(mode, 4, 6, num_layers=2, bidirectional=True, batch_first=True, dtype=dtype)
+        skip_unless_computes(backend, spec)
+        m = module(4, 6, num_layers=2, bidirectional=True, batch_first=True, dtype=getattr(torch, dtype))
         weights = {k: v.numpy() for k, v in m.state_dict().items()}
-        x = torch.randn(3, 5, 4, dtype=torch.float64)
+        x = torch.randn(3, 5, 4, dtype=getattr(torch, dtype))
         with torch.no_grad():
             want = m(x)
         want = [want[0].numpy(), *(s.numpy() for s in want[1])] if mode == "lstm" else [want[0].numpy(), want[1].numpy()]
         got = flatten(backend.forward(spec, weights, x.numpy()))
         for g, w in zip(got, want):
-            np.testing.assert_allclose(g, w, rtol=1e-9, atol=1e-9)
+            np.testing.assert_allclose(g, w, rtol=rtol, atol=atol)

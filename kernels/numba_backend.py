@@ -109,7 +109,8 @@ class NumbaPrepared(StackPrepared):
 
     def compile(self):
         """Compile (or load from the disk cache) this dtype's signatures of the strategies this
-        backend may run, on inputs of one element."""
+        backend may run, on inputs of one element.  ``jit_cache`` says which, and, where numba has
+        no writable cache directory, that the code is not cached and why."""
         dt = self.spec.np_dtype
         x, s, b = np.zeros((1, 1, 1), dt), np.zeros((1, 1), dt), np.zeros(1, dt)
         layers = [self.kernels.LAYERS[n] for n in (STRATEGIES if self.strategy == "auto" else (self.strategy,))]
@@ -124,6 +125,8 @@ class NumbaPrepared(StackPrepared):
         missed = any(a[0] > b_[0] for a, b_ in zip(after, before))
         hit = any(a[1] > b_[1] for a, b_ in zip(after, before))
         self.jit_cache = "compiled" if missed else "disk cache" if hit else "in memory"
+        if not self.kernels.DISK_CACHE:
+            self.jit_cache += f" (no disk cache: {self.kernels.DISK_CACHE_REASON})"
 
 
 class NumbaBackend(Backend):

@@ -339,3 +339,16 @@ def _layer_parallel(blas, mode, x, h0, c0, w_ih_t, w_hh_t, bx, bh, reverse):
 
 #: The kernel of each strategy (:data:`kernels.numba_backend.STRATEGIES`), all with one signature.
 LAYERS = {"blas": _layer_blas, "fused": _layer_fused, "parallel": _layer_parallel}
+#: The strategies whose kernels start numba's threads (``parallel=True``).
+LAUNCH_THREADS = frozenset(name for name, kernel in LAYERS.items() if kernel.targetoptions.get("parallel"))
+
+
+def serialize_launches() -> bool:
+    """Whether calls of the kernels of :data:`LAUNCH_THREADS` must not overlap: where numba's
+    threading layer is ``workqueue``, which is not threadsafe and aborts the process when two
+    threads launch parallel work at once (numba docs, "The Threading Layers"); ``omp`` and
+    ``tbb`` are threadsafe.  The layer is chosen at the first launch: until then, serialize."""
+    try:
+        return numba.threading_layer() == "workqueue"
+    except ValueError:  # not chosen yet
+        return True

@@ -52,6 +52,16 @@ ROUTED = ("blas", "fused")
 LAUNCH_LOCK = threading.Lock()
 
 
+def _no_blas(*args):
+    raise AssertionError("the parallel strategy called a BLAS")
+
+
+#: What ``parallel``, which calls no BLAS, passes for the BLAS: the kernels' argument record
+#: (:class:`kernels.numba_kernels.BlasArgs`) is one type for every strategy, so it needs pointers
+#: of ``?gemm_``'s type; these are never called.
+NO_BLAS = blas.Route("none", "", {"float32": blas.GEMM(_no_blas), "float64": blas.GEMM(_no_blas)})
+
+
 def choose_strategy(spec, batch: int) -> str:
     """The strategy for ``spec`` at batch size ``batch``.
 
@@ -176,16 +186,19 @@ class NumbaBackend(Backend):
 
     @property
     def route(self) -> blas.Route | None:
-        """The BLAS route this backend calls, or ``None`` where it is not present."""
+        """The BLAS route this backend calls, or ``None`` where it is not present and for
+        ``parallel``, which calls none."""
+        if self.strategy == "parallel":
+            return None
         return blas.routes().get(self.route_name) if self.route_name else blas.default_route()
 
     def unavailable_reason(self):
+        """Why this very variant cannot run here: numba missing, or the BLAS route it calls (the
+        forced one, else any) absent; ``parallel`` needs no BLAS and asks for none (so neither
+        scipy nor torch is imported for it)."""
         if importlib.util.find_spec("numba") is None:
             return "numba is not installed"
-        if self.route_name is None:  # any route will do; asked without importing torch
-            if any(importlib.util.find_spec(lib) for lib in ("scipy", "torch")):
-                return None
-        elif self.route is not None:
+        if self.strategy == "parallel" or self.route is not None:
             return None
         wanted = [self.route_name] if self.route_name else list(blas.ROUTE_NAMES)
         return "no BLAS route here: " + "; ".join(f"{name} {blas.ROUTE_NEEDS[name]}" for name in wanted)
@@ -193,13 +206,13 @@ class NumbaBackend(Backend):
     def describe(self):
         """``numba_blas``: the description of the BLAS route the kernels call (empty for
         ``parallel``, which calls none)."""
-        route = self.route if self.strategy != "parallel" else None
+        route = self.route
         return {"numba_blas": route.description if route else ""}
 
     def prepare(self, spec, weights):
         reason = self.unavailable_reason()
         if reason:
             raise RuntimeError(f"backend {self.name}: {reason}")
-        prepared = NumbaPrepared(spec, weights, self.strategy, self.route)
+        prepared = NumbaPrepared(spec, weights, self.strategy, self.route or NO_BLAS)
         prepared.compile()
         return prepared

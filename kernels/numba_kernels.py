@@ -69,7 +69,7 @@ def _disk_cache_reason() -> str:
     try:
         numba.njit(cache=True)(probe)
     except RuntimeError:
-        return "no writable cache directory for numba (set NUMBA_CACHE_DIR to one)"
+        return "no writable cache directory for numba; set NUMBA_CACHE_DIR"
     return ""
 
 

@@ -84,7 +84,7 @@ def test_numba_runs_without_a_writable_cache_and_says_so(tmp_path):
     report = json.loads(proc.stdout.split("REPORT ", 1)[1])
     assert report["available"] == {"numpy": None, "numba": None, "numba:fused": None}
     assert report["within_tolerance"]
-    why = "no disk cache: no writable cache directory for numba (set NUMBA_CACHE_DIR to one)"
+    why = "no disk cache: no writable cache directory for numba; set NUMBA_CACHE_DIR"
     assert report["jit_cache"] == [f"compiled ({why})", f"in memory ({why})"]
     assert report["check_status"] == 0
     assert "all within tolerance" in proc.stdout

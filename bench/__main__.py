@@ -82,8 +82,8 @@ def cmd_check(args) -> int:
     from .table import render
 
     backends = args.backends or backend_names()
-    available = {name: availability(name) for name in backends}
-    rows, failures = [], 0
+    available = {name: availability(name) for name in backends}  # each name's own: a variant's, not its base's
+    rows, failures, errors = [], 0, []
     for case in get_grid(args.grid):
         weights, x = case.inputs()
         steps = min(case.timesteps, args.max_timesteps or case.timesteps)
@@ -93,15 +93,26 @@ def cmd_check(args) -> int:
             if (available[name] or availability(name, case.spec)) is not None:
                 row["status"] = "unavailable"
             else:
-                backend = get_backend(name)
-                err, problem, _, reference = check(backend.prepare(case.spec, weights), case, weights, x, steps, reference)
-                row["max_abs_err"] = err
-                if problem is not None:
-                    row["status"], failures = f"FAIL: {problem}", failures + 1
+                try:
+                    backend = get_backend(name)
+                    err, problem, _, reference = check(backend.prepare(case.spec, weights), case, weights, x, steps,
+                                                       reference)
+                except Exception as exc:  # noqa: BLE001  (a backend's failure is its row's, as in `run`)
+                    row["status"], failures = "error", failures + 1
+                    errors.append(f"{case.id} {name}: {type(exc).__name__}: {exc}".splitlines()[0])
+                else:
+                    row["max_abs_err"] = err
+                    if problem is not None:
+                        row["status"], failures = f"FAIL: {problem}", failures + 1
             rows.append(row)
     tolerances = ", ".join(f"{k}: rtol={r:g} atol={a:g}" for k, (r, a) in TOLERANCES.items())
     render(rows, column="max_abs_err", scale=1.0, title=f"max abs error vs float64 reference ({tolerances})")
-    print(f"{failures} beyond tolerance" if failures else "all within tolerance")
+    for name, reason in available.items():
+        if reason is not None:
+            print(f"{name} unavailable: {reason}")
+    for line in errors:
+        print(f"error: {line}")
+    print(f"{failures} beyond tolerance or failed" if failures else "all within tolerance")
     return 1 if failures else 0
 
 

@@ -57,7 +57,8 @@ class Prepared(abc.ABC):
 
     #: How ``prepare`` got its compiled code, for backends that compile: ``"compiled"`` (the JIT
     #: ran), ``"disk cache"`` (loaded from the JIT's disk cache), ``"in memory"`` (this process had
-    #: it already); ``""`` for backends that do not compile.
+    #: it already), followed by `` (no disk cache: why)`` where the JIT cannot cache on disk here;
+    #: ``""`` for backends that do not compile.
     jit_cache: str = ""
 
     def __init__(self, spec: CellSpec):

@@ -35,6 +35,7 @@ before any timing.
 from __future__ import annotations
 
 import importlib.util
+import threading
 
 import numpy as np
 
@@ -46,6 +47,20 @@ from .stack import StackPrepared
 STRATEGIES = ("blas", "fused", "parallel")
 #: Strategies that call a BLAS, and so can be forced onto a route: ``"blas@openblas"``.
 ROUTED = ("blas", "fused")
+#: Held around a kernel that starts numba's threads where the threading layer cannot take two
+#: launches at once (:func:`kernels.numba_kernels.serialize_launches`); one per process, since the
+#: threading layer is.
+LAUNCH_LOCK = threading.Lock()
+
+
+def _no_blas(*args):
+    raise AssertionError("the parallel strategy called a BLAS")
+
+
+#: What ``parallel``, which calls no BLAS, passes for the BLAS: the kernels' argument record
+#: (:class:`kernels.numba_kernels.BlasArgs`) is one type for every strategy, so it needs pointers
+#: of ``?gemm_``'s type; these are never called.
+NO_BLAS = blas.Route("none", "", {"float32": blas.GEMM(_no_blas), "float64": blas.GEMM(_no_blas)})
 
 
 def choose_strategy(spec, batch: int) -> str:
@@ -64,6 +79,12 @@ def choose_strategy(spec, batch: int) -> str:
 
 
 class NumbaPrepared(StackPrepared):
+    """Safe to run from several threads at once: kernels that start numba's threads are serialized
+    where the threading layer demands it (:data:`LAUNCH_LOCK`).  The BLAS's scratch is shared by
+    the threads: a kernel holds the GIL everywhere but inside its parallel loops, which call no
+    BLAS, so between a thread's writes of the scratch and the BLAS call that reads them no other
+    thread runs."""
+
     def __init__(self, spec, weights, strategy, route):
         from . import numba_kernels
 
@@ -73,6 +94,9 @@ class NumbaPrepared(StackPrepared):
         # the BLAS's by-pointer arguments: transa/transb, m/n/k, alpha/beta (BlasArgs)
         self.scratch = (np.zeros(2, np.uint8), np.zeros(3, np.int32), np.zeros(2, spec.np_dtype))
         self._packed = {}
+        #: strategies whose kernels run under LAUNCH_LOCK: all that start threads until compile()
+        #: has seen which threading layer numba chose
+        self.serialized = numba_kernels.LAUNCH_THREADS
         super().__init__(spec, weights)
 
     def blas_args(self, packed):
@@ -104,28 +128,41 @@ class NumbaPrepared(StackPrepared):
         strategy = self.strategy if self.strategy != "auto" else choose_strategy(self.spec, batch)
         c = np.ascontiguousarray(h0 if c0 is None else c0)  # carried for every mode, read by LSTM only
         packed = self.packed(params[1], batch) if strategy == "blas" else self.unpacked
-        out, h, c = self.kernels.LAYERS[strategy](
-            self.blas_args(packed), self.kernels.MODE_CODES[self.spec.mode],
-            np.ascontiguousarray(x), np.ascontiguousarray(h0), c, *params, reverse)
+        out, h, c = self.launch(strategy, self.blas_args(packed), self.kernels.MODE_CODES[self.spec.mode],
+                                np.ascontiguousarray(x), np.ascontiguousarray(h0), c, *params, reverse)
         return out, h, (c if c0 is not None else None)
+
+    def launch(self, strategy, *args):
+        """``strategy``'s kernel on ``args``, under :data:`LAUNCH_LOCK` where it must be."""
+        kernel = self.kernels.LAYERS[strategy]
+        if strategy in self.serialized:
+            with LAUNCH_LOCK:
+                return kernel(*args)
+        return kernel(*args)
 
     def compile(self):
         """Compile (or load from the disk cache) this dtype's signatures of the strategies this
-        backend may run, on inputs of one element."""
+        backend may run, on inputs of one element.  ``jit_cache`` says which, and, where numba has
+        no writable cache directory, that the code is not cached and why."""
         dt = self.spec.np_dtype
         x, s, b = np.zeros((1, 1, 1), dt), np.zeros((1, 1), dt), np.zeros(1, dt)
-        layers = [self.kernels.LAYERS[n] for n in (STRATEGIES if self.strategy == "auto" else (self.strategy,))]
+        names = STRATEGIES if self.strategy == "auto" else (self.strategy,)
+        layers = [self.kernels.LAYERS[n] for n in names]
 
         def counts():
             return [(sum(f.stats.cache_misses.values()), sum(f.stats.cache_hits.values())) for f in layers]
 
         before = counts()
-        for layer in layers:
-            layer(self.blas_args(self.unpacked), 0, x, s, s, s, s, b, b, False)
+        for name in names:
+            self.launch(name, self.blas_args(self.unpacked), 0, x, s, s, s, s, b, b, False)
         after = counts()
         missed = any(a[0] > b_[0] for a, b_ in zip(after, before))
         hit = any(a[1] > b_[1] for a, b_ in zip(after, before))
         self.jit_cache = "compiled" if missed else "disk cache" if hit else "in memory"
+        if not self.kernels.DISK_CACHE:
+            self.jit_cache += f" (no disk cache: {self.kernels.DISK_CACHE_REASON})"
+        if not self.kernels.serialize_launches():  # the layer is chosen, and threadsafe: no lock
+            self.serialized = frozenset()
 
 
 class NumbaBackend(Backend):
@@ -151,16 +188,19 @@ class NumbaBackend(Backend):
 
     @property
     def route(self) -> blas.Route | None:
-        """The BLAS route this backend calls, or ``None`` where it is not present."""
+        """The BLAS route this backend calls, or ``None`` where it is not present and for
+        ``parallel``, which calls none."""
+        if self.strategy == "parallel":
+            return None
         return blas.routes().get(self.route_name) if self.route_name else blas.default_route()
 
     def unavailable_reason(self):
+        """Why this very variant cannot run here: numba missing, or the BLAS route it calls (the
+        forced one, else any) absent; ``parallel`` needs no BLAS and asks for none (so neither
+        scipy nor torch is imported for it)."""
         if importlib.util.find_spec("numba") is None:
             return "numba is not installed"
-        if self.route_name is None:  # any route will do; asked without importing torch
-            if any(importlib.util.find_spec(lib) for lib in ("scipy", "torch")):
-                return None
-        elif self.route is not None:
+        if self.strategy == "parallel" or self.route is not None:
             return None
         wanted = [self.route_name] if self.route_name else list(blas.ROUTE_NAMES)
         return "no BLAS route here: " + "; ".join(f"{name} {blas.ROUTE_NEEDS[name]}" for name in wanted)
@@ -168,13 +208,13 @@ class NumbaBackend(Backend):
     def describe(self):
         """``numba_blas``: the description of the BLAS route the kernels call (empty for
         ``parallel``, which calls none)."""
-        route = self.route if self.strategy != "parallel" else None
+        route = self.route
         return {"numba_blas": route.description if route else ""}
 
     def prepare(self, spec, weights):
         reason = self.unavailable_reason()
         if reason:
             raise RuntimeError(f"backend {self.name}: {reason}")
-        prepared = NumbaPrepared(spec, weights, self.strategy, self.route)
+        prepared = NumbaPrepared(spec, weights, self.strategy, self.route or NO_BLAS)
         prepared.compile()
         return prepared

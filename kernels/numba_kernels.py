@@ -4,7 +4,8 @@ What each strategy does and when it is chosen is in :mod:`kernels.numba_backend`
 this module holds only the ``@njit`` code and the argument record the kernels
 take, so that importing the backend's name, variants and availability never
 loads numba.  Every function is compiled once per signature and cached on
-disk.
+disk where numba finds a writable cache directory (:data:`DISK_CACHE_REASON`
+says why not, and the kernels are then compiled in every process).
 
 float32 activations use a rational approximation of tanh (Eigen's
 ``generic_fast_tanh_float``: max abs error 4e-7 on [-10, 10], measured against
@@ -52,6 +53,31 @@ class BlasArgs(NamedTuple):
     dims: np.ndarray
     scalars: np.ndarray
 
+
+def _disk_cache_reason() -> str:
+    """``""`` when numba can cache this module's functions on disk, else why not.
+
+    numba looks for a writable directory in ``NUMBA_CACHE_DIR``, then ``__pycache__`` beside the
+    source file, then the user-wide cache directory (numba docs, "Notes on Caching" and
+    ``NUMBA_CACHE_DIR``); where none is writable, ``cache=True`` raises ``RuntimeError`` ("no
+    locator available") when a function is decorated.  A function of this module decorated with
+    it answers for all of them: the locators depend only on the source file."""
+
+    def probe():
+        pass
+
+    try:
+        numba.njit(cache=True)(probe)
+    except RuntimeError:
+        return "no writable cache directory for numba; set NUMBA_CACHE_DIR"
+    return ""
+
+
+#: ``""`` where the kernels are cached on disk, else why they are not (:func:`_disk_cache_reason`).
+DISK_CACHE_REASON = _disk_cache_reason()
+#: Whether the kernels are cached on disk; where not, every process compiles them again.
+DISK_CACHE = not DISK_CACHE_REASON
+
 _A = (4.89352455891786e-03, 6.37261928875436e-04, 1.48572235717979e-05, 5.12229709037114e-08,
       -8.60467152213735e-11, 2.00018790482477e-13, -2.76076847742355e-16)
 _B = (4.89352518554385e-03, 2.26843463243900e-03, 1.18534705686654e-04, 1.19825839466702e-06)
@@ -65,7 +91,7 @@ def act_tanh(v):
     return math.tanh(v)
 
 
-@overload(act_tanh, jit_options={"cache": True, "error_model": "numpy"})
+@overload(act_tanh, jit_options={"cache": DISK_CACHE, "error_model": "numpy"})
 def _act_tanh(v):
     if isinstance(v, types.Float) and v.bitwidth == 32:
         a = tuple(np.float32(c) for c in _A)
@@ -91,7 +117,7 @@ def _act_tanh(v):
 #: Options of every kernel function.  ``error_model="numpy"``: a float division by zero gives inf or
 #: NaN as in NumPy instead of a Python exception; the check for that exception is a branch in every
 #: loop with a division, which kept the float32 tanh from vectorizing.
-JIT = {"cache": True, "fastmath": FASTMATH, "error_model": "numpy"}
+JIT = {"cache": DISK_CACHE, "fastmath": FASTMATH, "error_model": "numpy"}
 
 
 @numba.njit(inline="always", **JIT)
@@ -313,3 +339,16 @@ def _layer_parallel(blas, mode, x, h0, c0, w_ih_t, w_hh_t, bx, bh, reverse):
 
 #: The kernel of each strategy (:data:`kernels.numba_backend.STRATEGIES`), all with one signature.
 LAYERS = {"blas": _layer_blas, "fused": _layer_fused, "parallel": _layer_parallel}
+#: The strategies whose kernels start numba's threads (``parallel=True``).
+LAUNCH_THREADS = frozenset(name for name, kernel in LAYERS.items() if kernel.targetoptions.get("parallel"))
+
+
+def serialize_launches() -> bool:
+    """Whether calls of the kernels of :data:`LAUNCH_THREADS` must not overlap: where numba's
+    threading layer is ``workqueue``, which is not threadsafe and aborts the process when two
+    threads launch parallel work at once (numba docs, "The Threading Layers"); ``omp`` and
+    ``tbb`` are threadsafe.  The layer is chosen at the first launch: until then, serialize."""
+    try:
+        return numba.threading_layer() == "workqueue"
+    except ValueError:  # not chosen yet
+        return True

@@ -38,6 +38,7 @@ import os
 import numpy as np
 
 from .base import Backend, Prepared
+from .checks import standard_layout
 from .spec import CellSpec
 from .stack import unpack_weights
 
@@ -126,12 +127,14 @@ class JaxPrepared(Prepared):
     def __init__(self, spec, weights):
         super().__init__(spec)
         self.jax, self.cpu = enable_x64()
+        weights = {k: standard_layout(w, spec.dtype) for k, w in weights.items()}
         self.params = self.jax.device_put(stacked_params(spec, weights), self.cpu)
 
     def to_device(self, x, h0=None, c0=None):
         """``(executable, params, x, h0, c0)`` on the CPU device, compiling for ``x``'s shape
         unless this process has already (``jit_cache``)."""
         spec, jax = self.spec, self.jax
+        x, h0, c0 = (standard_layout(a, spec.dtype) for a in (x, h0, c0))
         _, batch = spec.timesteps_batch(x)
         zeros = np.zeros(spec.state_shape(batch), spec.dtype)
         h0 = zeros if h0 is None else h0

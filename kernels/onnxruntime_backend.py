@@ -35,6 +35,7 @@ import os
 import numpy as np
 
 from .base import Backend, Prepared
+from .checks import standard_layout
 from .spec import CellSpec
 
 #: The opset the graph is written in (RNN/LSTM/GRU are version 14 there), and the IR version of
@@ -176,6 +177,7 @@ class OnnxRuntimePrepared(Prepared):
         super().__init__(spec)
         for name, array in weights.items():
             check_finite(f"weights[{name!r}]", array)
+        weights = {k: standard_layout(w, spec.dtype) for k, w in weights.items()}
         self.session = session(onnx_model(spec, weights), threads)
         self.outputs = ["output", "h_n", "c_n"] if spec.mode == "lstm" else ["output", "h_n"]
 
@@ -188,7 +190,7 @@ class OnnxRuntimePrepared(Prepared):
         feeds = {"x": x, "h0": zeros if h0 is None else h0}
         if spec.mode == "lstm":
             feeds["c0"] = zeros if c0 is None else c0
-        feeds = {name: np.ascontiguousarray(array) for name, array in feeds.items()}
+        feeds = {name: standard_layout(array, spec.dtype) for name, array in feeds.items()}
         binding = self.session.io_binding()
         for name, array in feeds.items():
             binding.bind_cpu_input(name, array)

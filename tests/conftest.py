@@ -26,6 +26,14 @@ def backend(request):
     return get_backend(request.param)
 
 
+def skip_unless_computes(backend, spec):
+    """Skip, with the backend's reason, a spec it reports it cannot compute (tests/test_peers.py
+    checks that such a spec is refused, never answered)."""
+    reason = backend.unavailable_for(spec)
+    if reason is not None:
+        pytest.skip(f"{backend.name}: {reason}")
+
+
 def make_inputs(spec, timesteps, batch, with_state, seed=0):
     """``(x, hx)`` for ``spec``: standard normal, ``hx`` None or random states."""
     rng = np.random.default_rng(seed)

@@ -12,7 +12,7 @@ import pytest
 from kernels import MODES, CellSpec, init_weights
 from kernels.reference import TOLERANCES, flatten, reference_forward
 
-from .conftest import make_inputs
+from .conftest import make_inputs, skip_unless_computes
 
 MATRIX = list(itertools.product(MODES, (1, 3), (False, True), (False, True), (True, False), ("float32", "float64"), (False, True)))
 
@@ -20,14 +20,6 @@ MATRIX = list(itertools.product(MODES, (1, 3), (False, True), (False, True), (Tr
 def matrix_id(p):
     mode, layers, bi, bf, bias, dtype, state = p
     return f"{mode}-L{layers}-{'bi' if bi else 'uni'}-{'bf' if bf else 'tm'}-{'bias' if bias else 'nobias'}-{dtype}-{'h0' if state else 'zeros'}"
-
-
-def skip_unless_computes(backend, spec):
-    """Skip, with the backend's reason, a spec it reports it cannot compute (tests/test_peers.py
-    checks that such a spec is refused, never answered)."""
-    reason = backend.unavailable_for(spec)
-    if reason is not None:
-        pytest.skip(f"{backend.name}: {reason}")
 
 
 def assert_matches_reference(backend, spec, timesteps, batch, with_state, seed=0):

@@ -10,7 +10,7 @@ import pytest
 from kernels import CellSpec, availability, get_backend, init_weights
 from kernels.reference import TOLERANCES, flatten
 
-from .conftest import ALL_PATHS, torch_answer
+from .conftest import ALL_PATHS, skip_unless_computes, torch_answer
 
 
 def _strided(a):
@@ -94,6 +94,7 @@ def test_every_argument_in_any_layout_gives_torchs_answer(backend, case, layout)
     """Every float argument at once in ``layout``: torch's answer on the C-contiguous copies, through
     ``forward`` and, for batched input, through ``prepare``/``to_device``/``run``/``to_host``."""
     spec, unbatched = case
+    skip_unless_computes(backend, spec)
     weights, x, states = arguments(spec, unbatched)
     to_layout = LAYOUTS[layout]
     odd_weights = {k: to_layout(w) for k, w in weights.items()}

@@ -9,7 +9,7 @@ import pytest
 from kernels import MODES, CellSpec, init_weights
 from kernels.reference import TOLERANCES, flatten
 
-from .conftest import torch_answer
+from .conftest import skip_unless_computes, torch_answer
 
 #: Every mode, stacked and bidirectional (D*L = 4), in both layouts ``batch_first`` would choose
 #: between (it must change nothing) and both dtypes.
@@ -27,6 +27,7 @@ def unbatched_inputs(spec, timesteps, seed=0):
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: f"{s.mode}-{'bf' if s.batch_first else 'tm'}-{s.dtype}")
 def test_unbatched_matches_torch(backend, spec):
+    skip_unless_computes(backend, spec)
     weights = init_weights(spec)
     x, hx = unbatched_inputs(spec, timesteps=5)
     rtol, atol = TOLERANCES[spec.dtype]

@@ -201,9 +201,10 @@ def availability(name: str, spec=None) -> str | None:
     try:
         backend = get_backend(name)
         reason = backend.unavailable_reason()
-        return reason if reason is not None or spec is None else backend.unavailable_for(spec)
     except (ImportError, AttributeError) as exc:
         return f"cannot import: {exc}"
+    per_spec = getattr(backend, "unavailable_for", None)  # optional for a backend not derived from Backend
+    return reason if reason is not None or spec is None or per_spec is None else per_spec(spec)
 
 
 def available_backends(names=None) -> dict[str, str | None]:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 #: Bumped whenever a result column is added, removed or changes meaning (:data:`ADDED` lists what
 #: each version added).
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 SPEC_COLUMNS = ["mode", "input_size", "hidden_size", "num_layers", "bias", "batch_first", "bidirectional", "dtype"]
 
@@ -56,6 +56,8 @@ COLUMNS = [
     "weight_bytes",
     "gflops",
     "pct_peak",
+    # B = 1 rows: GB/s of recurrent weights read (bench.roofline.place)
+    "weight_gbps",
     "max_abs_err",
     "err_timesteps",
     "tolerance_ok",
@@ -84,9 +86,14 @@ COLUMNS = [
     "peak_sgemm_gflops",
     "peak_dgemm_gflops",
     "mem_bandwidth_gbs",
+    # NumPy's float32 matrix-vector product, the bandwidth a B = 1 step can reach (bench.roofline)
+    "sgemv_gbps",
     # the BLAS behind the peaks, and the one the numba backend calls (kernels.blas)
     "peak_blas",
     "numba_blas",
+    # what the numba backend ran (e.g. blas@openblas) and the tuned plan that chose it ("" for the rule)
+    "variant",
+    "plan",
     # the machine's state at the run's start and end (bench.environment.machine_state)
     "load_avg_start",
     "load_avg_end",
@@ -105,7 +112,8 @@ ADDED = {2: ["weight_bytes", "gflops", "pct_peak", "numba_threads", "peak_sgemm_
          4: ["threads", "processes", "process_cv", "unstable", "seed", "prepare_s", "jit_cache", "peak_rss_bytes",
              "worker_cpus",
              "load_avg_start", "load_avg_end", "other_cores_start", "other_cores_end", "busiest_start",
-             "busiest_end", "cpu_freq_mhz", "governor"]}
+             "busiest_end", "cpu_freq_mhz", "governor"],
+         5: ["weight_gbps", "sgemv_gbps", "variant", "plan"]}
 
 STATUSES = ("ok", "over_budget", "unavailable", "mismatch", "error")
 

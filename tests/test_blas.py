@@ -1,5 +1,6 @@
 """The BLAS routes of kernels.blas: products, packing, forcing one, and what a run records."""
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -85,10 +86,11 @@ def test_peaks_name_the_blas_behind_them():
 def test_a_row_records_the_route_its_backend_calls(name):
     """A forced route shows in the row's ``numba_blas`` with the library that serves it and its
     threads; ``parallel`` calls no BLAS and records none; other backends record no numba route."""
-    library = {"mkl": "(torch)", "openblas": "(scipy)"}[name]
+    kind, library = {"mkl": ("mkl", "(torch)"), "openblas": ("openblas", "(scipy)"),
+                     "scipy-openblas32": ("openblas", "(scipy-openblas32)")}[name]
     for variant in (f"numba:blas@{name}", f"numba:fused@{name}"):
         described = get_backend(variant).describe()["numba_blas"]
-        assert described.startswith(name) and library in described and "threads" in described, described
+        assert described.startswith(kind) and library in described and "threads" in described, described
     assert get_backend("numba:parallel").describe() == {"numba_blas": ""}
     assert "numba_blas" not in get_backend("numpy").describe()
 
@@ -113,3 +115,79 @@ def test_blas_arguments_outlive_the_call(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert results == ["RESULT numba:blas True", "RESULT numba:blas@openblas True"], results
     assert "illegal value" not in proc.stdout + proc.stderr and "ERROR" not in proc.stdout + proc.stderr
+
+
+def test_every_route_present_here_is_verified_and_none_dropped():
+    """The routes of this environment pass their own check (a failing one would be dropped, and
+    its equivalence tests skipped with the reason, so say so loudly here)."""
+    assert blas.dropped() == {}
+    for name, route in blas.routes().items():
+        assert blas.verify(route) is None and blas.why_not(name) is None
+
+
+def _numpy_ilp64_route():
+    """NumPy's own OpenBLAS (scipy-openblas64: 64-bit integers, symbols ``scipy_?gemm_64_``) as a
+    route, from its private library file: a real ILP64 BLAS, which no route may be."""
+    import ctypes
+    import glob
+
+    found = glob.glob(os.path.join(os.path.dirname(np.__file__) + ".libs", "libscipy_openblas64_*.so"))
+    if not found:
+        pytest.skip("this NumPy does not ship scipy-openblas64 (an ILP64 OpenBLAS) to test against")
+    lib = ctypes.CDLL(found[0])
+    return blas.Route("ilp64", "numpy's openblas64", {"float32": blas.GEMM(("scipy_sgemm_64_", lib)),
+                                                       "float64": blas.GEMM(("scipy_dgemm_64_", lib))})
+
+
+def test_an_ilp64_blas_is_told_apart_and_dropped(monkeypatch):
+    route = _numpy_ilp64_route()
+    problem = blas.verify(route)
+    assert problem is not None and "64-bit (an ILP64 BLAS)" in problem and "LP64" in problem
+    # discovery drops it with that reason, and the forced variant is unavailable with it
+    monkeypatch.setitem(blas.FINDERS, "openblas", lambda: dataclasses.replace(route, name="openblas"))
+    blas._discover.cache_clear()
+    try:
+        assert "openblas" not in blas.routes()
+        assert blas.dropped()["openblas"].startswith("present but dropped: float32 GEMM reads its integers as 64-bit")
+        reason = NumbaBackend("blas@openblas").unavailable_reason()
+        assert reason and "present but dropped" in reason and "ILP64" in reason
+    finally:
+        monkeypatch.undo()
+        blas._discover.cache_clear()
+    assert "openblas" in blas.routes()
+
+
+def _fake_route(product):
+    """A route whose ``?gemm_`` is Python: ``product(a, b, c, beta)`` gets the column-major operands
+    of the call as NumPy views of their memory, so that ``c[...] = b @ a + beta * c`` is the right
+    answer; it reads 32-bit integers, as an LP64 BLAS does."""
+    import ctypes
+
+    def make(ctype):
+        def call(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
+            m, n, k = (ctypes.cast(p, ctypes.POINTER(ctypes.c_int32))[0] for p in (m, n, k))
+            ptr = ctypes.POINTER(ctype)
+            view = lambda p, rows, cols: np.ctypeslib.as_array(ctypes.cast(p, ptr), (cols, rows))
+            product(view(a, m, k), view(b, k, n), view(c, m, n), ctypes.cast(beta, ptr)[0])
+        return blas.GEMM(call)
+
+    return blas.Route("fake", "fake", {"float32": make(ctypes.c_float), "float64": make(ctypes.c_double)})
+
+
+def _right(a, b, c, beta):
+    c[...] = b @ a + (beta * c if beta else 0)  # beta = 0: c is not read (BLAS's rule; it holds NaN)
+
+
+@pytest.mark.parametrize("product, message", [
+    (lambda a, b, c, beta: None, "float32 GEMM answers wrong"),  # does nothing
+    (lambda a, b, c, beta: _right(a, b, c, beta) or c.__imul__(2), "float32 GEMM answers wrong"),  # twice the product
+    (lambda a, b, c, beta: c.__setitem__(..., b @ a), "float32 GEMM with beta = 1 answers wrong"),  # ignores beta
+])
+def test_a_route_that_answers_wrong_is_dropped_with_the_reason(product, message):
+    problem = blas.verify(_fake_route(product))
+    assert problem is not None and problem.startswith(message), problem
+
+
+def test_the_check_passes_a_route_that_answers_right():
+    """The fake of the test above, given the right product, passes: the check is of the answer."""
+    assert blas.verify(_fake_route(_right)) is None

@@ -78,7 +78,7 @@ def test_float32_tanh_approximation_accuracy():
 
 
 @pytest.mark.parametrize("mode", ["rnn_tanh", "rnn_relu", "lstm", "gru"])
-@pytest.mark.parametrize("variant", ["blas", "blas@openblas"])
+@pytest.mark.parametrize("variant", ["blas", "blas@openblas", "blas@scipy-openblas32"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_blas_with_rows_over_threads_matches_the_reference(mode, variant, dtype):
     """B * H >= 4096 takes the path that spreads the rows' updates over threads (MKL route) and,

@@ -77,6 +77,7 @@ def test_the_name_grammar_is_the_backends_own_variants():
 def test_peaks_name_the_blas_behind_them():
     peaks = measure_peaks(n=64, copy_mib=1)
     assert peaks["peak_sgemm_gflops"] > 0 and peaks["peak_dgemm_gflops"] > 0 and peaks["mem_bandwidth_gbs"] > 0
+    assert peaks["sgemv_gbps"] > 0
     f32, f64 = peaks["peak_blas"].split(", ")
     assert f32.split()[0] == "float32" and f32.split()[1] in ["numpy", *ROUTES]
     assert f64.split()[0] == "float64" and f64.split()[1] in ["numpy", *ROUTES]

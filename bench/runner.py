@@ -400,6 +400,8 @@ class Sweep:
         warning = busy_warning(state)
         if warning:
             progress(warning)
+        if "numba" in self.backends:
+            plan_note(progress)
         metadata = {**run_metadata(self.run_id), **measure_peaks(self.sides[0].root, threads),
                     **state_columns(state, "start"), "threads": threads, "seed": self.seed}
         outputs = {s.label: Output(Path(self.outputs[s.label]), metadata, self.existing.get(s.label)) for s in self.sides}
@@ -483,6 +485,24 @@ class Sweep:
         for w in timed:
             planned[w][0].other_cores = others
         return results
+
+
+def plan_note(progress) -> None:
+    """Tell ``progress`` which tuned plan plain ``numba`` follows in this run's workers, or why a
+    plan file there is not used (:mod:`kernels.plan`; the workers' own warnings go to their
+    stderr).  Neither numba nor torch is imported for it."""
+    import warnings
+
+    from kernels import plan as plans
+    from kernels.numba_backend import NumbaBackend
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", plans.PlanWarning)
+        plan = plans.current(NumbaBackend.variants())
+    for w in caught:
+        progress(f"warning: {w.message}")
+    if plan is not None:
+        progress(f"numba follows the plan {plan.label}")
 
 
 def _short(results: list, timesteps: int) -> str:

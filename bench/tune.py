@@ -136,8 +136,8 @@ def summary(plan: dict, cases: list[Case], rows: list[dict]) -> list[str]:
 
 def tune(options: RunOptions, cases: list[Case], budget: float, out: Path | None, run_id: str, seed: int,
          progress=print) -> tuple[Path, dict]:
-    """Run the tune sweep and write the plan; returns ``(plan path, plan)``.  The sweep's result
-    file is ``tune-<run_id>.csv`` next to the plan."""
+    """Run the tune sweep and write the plan (unless it has no entry); returns ``(plan path,
+    plan)``.  The sweep's result file is ``tune-<run_id>.csv`` next to the plan."""
     from .environment import machine_id
     from .runner import REPO, Side, Sweep
 
@@ -157,6 +157,9 @@ def tune(options: RunOptions, cases: list[Case], budget: float, out: Path | None
             if rows else "", "grid": options.grid, "threads": threads, "processes": processes,
             "source": _display(csv_path)}
     plan = build_plan(rows, meta)
+    if not plan["entries"]:  # an existing plan is not replaced by an empty one
+        progress(f"no variant was timed ok: {path} not written")
+        return path, plan
     atomic_write_text(path, json.dumps(plan, indent=1) + "\n")
     for line in summary(plan, cases, rows):
         progress(line)

@@ -205,3 +205,16 @@ def test_weight_gbps_is_recurrent_weight_bytes_per_second_at_batch_one():
     assert place({**row, "batch": "64"}, {})["weight_gbps"] == ""
     assert place({**row, "bidirectional": "True", "num_layers": "2"}, {})["weight_gbps"] == pytest.approx(
         4 * placed["weight_gbps"])  # four W_hh
+
+
+def test_a_run_says_which_plan_numba_follows_or_why_none(tmp_path, use_plan):
+    from bench.runner import plan_note
+
+    use_plan(write_plan(tmp_path / "p.json", [entry("gru", 4, 3, 8, "parallel")]))
+    said = []
+    plan_note(said.append)
+    assert said == [f"numba follows the plan {plans.current().label}"]
+    use_plan(write_plan(tmp_path / "other.json", [], machine="other-2c-8g"))
+    said = []
+    plan_note(said.append)
+    assert len(said) == 1 and said[0].startswith("warning: plan") and "other-2c-8g" in said[0]

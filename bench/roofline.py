@@ -14,7 +14,8 @@
 A result's ``gflops`` is ``CellSpec.flops(T, B) / median_s``; ``pct_peak`` is
 that against the peak GEMM rate of its dtype.  A B = 1 row's ``weight_gbps`` is the bytes of its
 recurrent weights (every layer's ``weight_hh``, which every step must read: the input weights'
-products can be hoisted out of the recurrence) times T, per second, to set beside ``sgemv_gbps``.  The recurrence can approach
+products can be hoisted out of the recurrence) times T, per second, to set beside ``sgemv_gbps``.
+The recurrence can approach
 the peak only where the per-step product is large (B*H*H big); small problems
 are bound by per-step dispatch, and a matrix-vector product (B = 1) by
 memory bandwidth over the ``weight_bytes`` it streams each step.
@@ -48,8 +49,9 @@ def _products() -> dict:
 
 def measure_peaks(n: int = 1024, copy_mib: int = 256) -> dict:
     """``{"peak_sgemm_gflops", "peak_dgemm_gflops", "peak_blas", "mem_bandwidth_gbs"}`` of this
-    machine, now, with this process's threads (about 1 s per BLAS present).  ``peak_blas``: the BLAS that gave each peak, as
-    ``"float32 mkl, float64 numpy"``."""
+    machine, now, with this process's threads (about 1 s per BLAS present), and ``sgemv_gbps``
+    (:func:`sgemv_bandwidth`).  ``peak_blas``: the BLAS that gave each peak, as ``"float32 mkl,
+    float64 numpy"``."""
     peaks, winners = {}, []
     products = _products()
     for dtype, key in ((np.float32, "peak_sgemm_gflops"), (np.float64, "peak_dgemm_gflops")):

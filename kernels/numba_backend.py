@@ -26,8 +26,9 @@
 Plain ``numba`` follows this machine's tuned plan (:mod:`kernels.plan`, written by
 ``python -m bench tune``): per mode, dtype and pass, the variant -- strategy and BLAS route --
 measured fastest at the nearest size in log space; without a plan, :func:`choose_strategy`'s rule
-on the default route.  ``get_backend("numba:fused")`` forces a strategy, ``get_backend("numba:blas@openblas")`` a BLAS route too
-(:meth:`NumbaBackend.variants` lists them).  The compiled code is in
+on the default route.  ``get_backend("numba:fused")`` forces a strategy,
+``get_backend("numba:blas@openblas")`` a BLAS route too (:meth:`NumbaBackend.variants` lists
+them).  The compiled code is in
 :mod:`kernels.numba_kernels`, imported (and so numba loaded) only by
 ``prepare``; this module's names, variants and availability need neither
 numba nor torch.  ``prepare`` compiles, or loads from numba's disk cache,

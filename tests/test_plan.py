@@ -3,6 +3,7 @@
 Every plan here is written by hand: these tests check the plan's use, not any timing.
 """
 
+import hashlib
 import json
 
 import numpy as np
@@ -64,7 +65,8 @@ def test_lookup_takes_the_nearest_size_in_log_space_per_mode_dtype_and_pass(tmp_
     assert plan.choose("gru", "float32", 100, 1, 8) is None  # its only entry is of another pass
     assert plan.choose("gru", "float32", 100, 1, 8, "forward_backward") == "fused@openblas"
     assert plan.choose("rnn_tanh", "float32", 100, 1, 8) is None
-    assert plan.label.endswith(f"sha256:{__import__('hashlib').sha256((tmp_path / 'p.json').read_bytes()).hexdigest()[:12]}")
+    digest = hashlib.sha256((tmp_path / "p.json").read_bytes()).hexdigest()
+    assert plan.label == f"{tmp_path / 'p.json'} sha256:{digest[:12]}"
 
 
 def test_a_plan_of_this_machine_is_used_and_one_of_another_machine_is_not(tmp_path, use_plan):
@@ -77,11 +79,13 @@ def test_a_plan_of_this_machine_is_used_and_one_of_another_machine_is_not(tmp_pa
 
 @pytest.mark.parametrize("text, problem", [
     ("{not json", "cannot be read as JSON"),
-    (json.dumps({"format": "something else", "version": 1, "machine_id": MACHINE, "entries": []}), "expected an object with format"),
+    (json.dumps({"format": "something else", "version": 1, "machine_id": MACHINE, "entries": []}),
+     "expected an object with format"),
     (json.dumps({"format": plans.FORMAT, "version": 1, "machine_id": MACHINE, "entries": [{"mode": "gru"}]}),
      "entry 0: expected mode, dtype"),
     (json.dumps({"format": plans.FORMAT, "version": 1, "machine_id": MACHINE,
-                 "entries": [entry("gru", 0, 3, 8, "parallel")]}), "entry 0: timesteps, batch and hidden_size must be positive"),
+                 "entries": [entry("gru", 0, 3, 8, "parallel")]}),
+     "entry 0: timesteps, batch and hidden_size must be positive"),
     (json.dumps({"format": plans.FORMAT, "version": 1, "machine_id": MACHINE,
                  "entries": [entry("gru", 4, 3, 8, "turbo@mkl")]}), "entry 0: unknown variant 'turbo@mkl'"),
 ])

@@ -8,6 +8,9 @@ compiled code stays cacheable: the address is not baked into it):
   exports ``sgemm_``/``dgemm_`` and MKL's packed-matrix calls), when this torch
   was built with MKL.  torch does not document these symbols, so the route is
   optional: absent, or dropped by its own check, the suite runs without it;
+* ``"mkl-wheel"``: Intel's ``mkl`` wheel, where installed: its ``mkl_rt`` library (found through the
+  wheel's file list), with MKL's documented ``?gemm_`` and packed-matrix calls; ``mkl_rt`` is LP64
+  unless ``MKL_INTERFACE_LAYER`` asks for ILP64, which its check catches;
 * ``"openblas"``: the OpenBLAS that SciPy ships, through SciPy's documented
   ``scipy.linalg.cython_blas`` (reached with numba's documented
   ``numba.extending.get_cython_function_address``), the one numba's own
@@ -23,7 +26,8 @@ all ones: an LP64 BLAS reads the lower 32 bits, the right sizes, while an ILP64 
 integers, e.g. NumPy's own ``scipy-openblas64``) reads negative sizes and rejects the call without
 touching memory, so a route of the wrong integer width is found and dropped.  A route that is
 present but answers wrong is in :func:`dropped` with the reason; :func:`why_not` says why any
-route cannot be used here.
+route cannot be used here.  A route is found and checked when first asked for (:func:`route`), so a
+worker loads only the libraries of the routes it calls.
 
 :func:`default_route`, used where nothing else chooses (no tuned plan, :mod:`kernels.plan`), is
 the first verified route of :data:`ROUTE_NAMES`: MKL, the fastest for this suite's per-step
@@ -43,8 +47,9 @@ from pathlib import Path
 import numpy as np
 
 #: Route names, in order of preference, and what each needs.
-ROUTE_NAMES = ("mkl", "openblas", "scipy-openblas32")
+ROUTE_NAMES = ("mkl", "mkl-wheel", "openblas", "scipy-openblas32")
 ROUTE_NEEDS = {"mkl": "needs a torch built with MKL (libtorch_cpu exporting sgemm_)",
+               "mkl-wheel": "needs Intel's mkl wheel (pip install mkl)",
                "openblas": "needs scipy (scipy.linalg.cython_blas)",
                "scipy-openblas32": "needs the scipy-openblas32 wheel (pip install scipy-openblas32)"}
 
@@ -99,12 +104,10 @@ class Route:
         return packed
 
 
-def _mkl_in_torch() -> Route | None:
-    try:
-        import torch
-    except Exception:  # noqa: BLE001  (not installed, or a build that fails to load: OSError and more)
-        return None
-    lib_path = Path(torch.__file__).parent / "lib" / "libtorch_cpu.so"
+def _mkl(lib_path, name: str, owner: str, openmp: bool) -> Route | None:
+    """An MKL library at ``lib_path`` as route ``name``: its ``?gemm_`` and, where it exports them
+    (MKL's documented ``?gemm_pack_get_size``, ``?gemm_pack``, ``?gemm_compute``), its packed
+    product; ``None`` where the library does not load or is not MKL."""
     try:
         lib = ctypes.CDLL(str(lib_path))
         gemms, packing = {}, {}
@@ -125,8 +128,32 @@ def _mkl_in_torch() -> Route | None:
     except (OSError, AttributeError):  # not Linux, or a torch built without MKL
         return None
     found = re.search(r"Version ([\d.]+)", version.value.decode(errors="replace"))
-    return Route("mkl", f"mkl {found.group(1) if found else '?'} (torch), {threads} threads", gemms, packing,
-                 openmp=True)
+    return Route(name, f"mkl {found.group(1) if found else '?'} ({owner}), {threads} threads", gemms, packing,
+                 openmp=openmp)
+
+
+def _mkl_in_torch() -> Route | None:
+    try:
+        import torch
+    except Exception:  # noqa: BLE001  (not installed, or a build that fails to load: OSError and more)
+        return None
+    # torch's MKL runs on GNU OpenMP, whose threads sleep soon after a call
+    return _mkl(Path(torch.__file__).parent / "lib" / "libtorch_cpu.so", "mkl", "torch", openmp=True)
+
+
+def _mkl_wheel() -> Route | None:
+    """Intel's ``mkl`` wheel: its single dynamic library ``mkl_rt``, found through the wheel's
+    installed file list (``importlib.metadata``).  ``mkl_rt`` takes 32-bit integers unless
+    ``MKL_INTERFACE_LAYER`` says ILP64, which the route's check then catches."""
+    from importlib import metadata
+
+    try:
+        files = metadata.files("mkl") or []
+    except metadata.PackageNotFoundError:
+        return None
+    found = sorted((f for f in files if f.name.startswith("libmkl_rt.so")), key=lambda f: len(f.name))
+    # its threads are Intel OpenMP's, which spin for KMP_BLOCKTIME (200 ms) after a call: rows stay on one thread
+    return _mkl(found[0].locate(), "mkl-wheel", "mkl wheel", openmp=False) if found else None
 
 
 def _openblas_description(owner: str, path_part: str) -> str:
@@ -162,7 +189,8 @@ def _scipy_openblas32() -> Route | None:
 
 
 #: How each route is found: a function returning its :class:`Route`, or ``None`` where it is absent.
-FINDERS = {"mkl": _mkl_in_torch, "openblas": _openblas_in_scipy, "scipy-openblas32": _scipy_openblas32}
+FINDERS = {"mkl": _mkl_in_torch, "mkl-wheel": _mkl_wheel, "openblas": _openblas_in_scipy,
+           "scipy-openblas32": _scipy_openblas32}
 
 
 def _ints(values, high: int) -> np.ndarray:
@@ -211,11 +239,12 @@ def verify(route: Route) -> str | None:
         c = rng.standard_normal((3, 7)).astype(dtype)
         want = a.astype(np.float64) @ b
         rtol = VERIFY_RTOL[dtype]
-        checks = [("", 0.0, None, want), (" with beta = 1", 1.0, None, want + c)]
-        packed = route.pack(np.ascontiguousarray(b), batch=3)
-        if packed.size:
-            checks.append((" packed", 0.0, packed, want))
+        checks = [("", 0.0, None, want), (" with beta = 1", 1.0, None, want + c), (" packed", 0.0, "pack", want)]
         for what, beta, pack, expected in checks:
+            if pack == "pack":  # only once the plain product passed: packing sizes are integers too
+                pack = route.pack(np.ascontiguousarray(b), batch=3)
+                if not pack.size:
+                    continue
             out = np.full_like(c, np.nan) if beta == 0 else c.copy()
             gemm(route, a, b, out, beta, pack, high=-1)
             if np.allclose(out, expected, rtol=rtol, atol=rtol):
@@ -233,42 +262,45 @@ def verify(route: Route) -> str | None:
 
 
 @functools.cache
-def _discover() -> tuple[dict, dict]:
-    """``({name: verified Route}, {name: why a route that is present was dropped})``."""
-    found, dropped = {}, {}
-    for name, find in FINDERS.items():
-        try:
-            route = find()
-            problem = verify(route) if route is not None else None
-        except Exception as exc:  # noqa: BLE001  (a library that fails to load or to answer is no route)
-            route, problem = None, f"failed to load: {type(exc).__name__}: {exc}".splitlines()[0]
-        if problem is not None:
-            dropped[name] = f"present but dropped: {problem}"
-        elif route is not None:
-            found[name] = route
-    return found, dropped
+def _discover(name: str) -> tuple:
+    """``(verified Route or None, why a route that is present was dropped or None)`` for route
+    ``name``: found and checked once per process, and only when asked for, so that a process
+    loads only the BLAS libraries it uses (plus those before it in :data:`ROUTE_NAMES` for the
+    default)."""
+    try:
+        route = FINDERS[name]()
+        problem = verify(route) if route is not None else None
+    except Exception as exc:  # noqa: BLE001  (a library that fails to load or to answer is no route)
+        route, problem = None, f"failed to load: {type(exc).__name__}: {exc}".splitlines()[0]
+    if problem is not None:
+        return None, f"present but dropped: {problem}"
+    return route, None
+
+
+def route(name: str) -> Route | None:
+    """Route ``name`` if it is present here and verified, else ``None`` (:func:`why_not` says why)."""
+    return _discover(name)[0] if name in FINDERS else None
 
 
 def routes() -> dict[str, Route]:
-    """The verified routes of this environment, by name, in :data:`ROUTE_NAMES` order (possibly
-    empty); found and verified once per process."""
-    return dict(_discover()[0])
+    """Every verified route of this environment, by name, in :data:`ROUTE_NAMES` order (possibly
+    empty); this loads every BLAS library present."""
+    return {name: r for name in ROUTE_NAMES if (r := route(name)) is not None}
 
 
 def dropped() -> dict[str, str]:
     """``{name: reason}`` of the routes that are present here but failed :func:`verify` or to load."""
-    return dict(_discover()[1])
+    return {name: _discover(name)[1] for name in ROUTE_NAMES if _discover(name)[1]}
 
 
 def why_not(name: str) -> str | None:
     """``None`` when route ``name`` is usable here, else why not: the reason it was dropped, or
     what it needs (:data:`ROUTE_NEEDS`)."""
-    if name in routes():
+    if route(name) is not None:
         return None
-    return dropped().get(name) or ROUTE_NEEDS.get(name, f"unknown route {name!r}")
+    return (_discover(name)[1] if name in FINDERS else None) or ROUTE_NEEDS.get(name, f"unknown route {name!r}")
 
 
 def default_route() -> Route | None:
     """The first verified route in :data:`ROUTE_NAMES` order, else ``None`` (see the module docstring)."""
-    found = routes()
-    return next((found[name] for name in ROUTE_NAMES if name in found), None)
+    return next((r for name in ROUTE_NAMES if (r := route(name)) is not None), None)

@@ -130,7 +130,7 @@ class NumbaPrepared(StackPrepared):
         variant = self.plan.choose(spec.mode, spec.dtype, steps, batch, spec.hidden_size) if self.plan else None
         if variant is not None:
             strategy, _, route_name = variant.partition("@")
-            route = blas.routes().get(route_name) if route_name else self.route
+            route = blas.route(route_name) if route_name else self.route
             if route is not None:
                 return Choice(strategy, route, self.plan.label)
         return Choice(choose_strategy(spec, batch), self.route)
@@ -206,7 +206,7 @@ class NumbaBackend(Backend):
     @property
     def route(self) -> blas.Route | None:
         """The BLAS route this backend calls, or ``None`` where it is not present."""
-        return blas.routes().get(self.route_name) if self.route_name else blas.default_route()
+        return blas.route(self.route_name) if self.route_name else blas.default_route()
 
     def unavailable_reason(self):
         if importlib.util.find_spec("numba") is None:

@@ -17,7 +17,7 @@ ROUTES = list(blas.routes())
 
 def test_at_least_one_route_and_the_default_prefers_mkl():
     assert ROUTES, "scipy is a dependency, so its OpenBLAS is always a route"
-    assert blas.default_route().name == ("mkl" if "mkl" in ROUTES else "openblas")
+    assert blas.default_route().name == ROUTES[0] and ROUTES == [n for n in blas.ROUTE_NAMES if n in ROUTES]
 
 
 @pytest.mark.parametrize("name", ROUTES)
@@ -36,15 +36,16 @@ def test_packing_only_where_the_blas_can(name):
     route = blas.routes()[name]
     w = np.ones((16, 64), np.float32)
     packed = route.pack(w, batch=8)
-    assert (packed.size > 0) == (name == "mkl")
+    assert (packed.size > 0) == name.startswith("mkl")
     can_pack_f64 = "float64" in route.packing  # torch 2.13 exports packing for float32 only
     assert (route.pack(w.astype(np.float64), batch=8).size > 0) == can_pack_f64
     assert (route.compute(np.float64) is route.gemm(np.float64)) == (not can_pack_f64)
 
 
 def test_a_forced_route_that_is_absent_is_unavailable_with_the_reason(monkeypatch):
-    present = {k: v for k, v in blas.routes().items() if k != "mkl"}
-    monkeypatch.setattr(blas, "routes", lambda: present)
+    real = blas.route
+    monkeypatch.setattr(blas, "route", lambda name: None if name == "mkl" else real(name))
+    monkeypatch.setattr(blas, "_discover", lambda name: (None, None))  # absent, not dropped
     backend = NumbaBackend("blas@mkl")
     reason = backend.unavailable_reason()
     assert reason and "mkl" in reason and "torch built with MKL" in reason
@@ -87,7 +88,7 @@ def test_peaks_name_the_blas_behind_them():
 def test_a_row_records_the_route_its_backend_calls(name):
     """A forced route shows in the row's ``numba_blas`` with the library that serves it and its
     threads; ``parallel`` calls no BLAS and records none; other backends record no numba route."""
-    kind, library = {"mkl": ("mkl", "(torch)"), "openblas": ("openblas", "(scipy)"),
+    kind, library = {"mkl": ("mkl", "(torch)"), "mkl-wheel": ("mkl", "(mkl wheel)"), "openblas": ("openblas", "(scipy)"),
                      "scipy-openblas32": ("openblas", "(scipy-openblas32)")}[name]
     for variant in (f"numba:blas@{name}", f"numba:fused@{name}"):
         described = get_backend(variant).describe()["numba_blas"]
@@ -192,3 +193,17 @@ def test_a_route_that_answers_wrong_is_dropped_with_the_reason(product, message)
 def test_the_check_passes_a_route_that_answers_right():
     """The fake of the test above, given the right product, passes: the check is of the answer."""
     assert blas.verify(_fake_route(_right)) is None
+
+
+def test_mkl_asked_for_ilp64_is_dropped_as_such(tmp_path):
+    """Intel's mkl_rt told (by MKL_INTERFACE_LAYER) to take 64-bit integers is dropped with that
+    reason, in a fresh process; as it comes (LP64) it is a route."""
+    if blas.why_not("mkl-wheel") == blas.ROUTE_NEEDS["mkl-wheel"]:
+        pytest.skip(f"mkl-wheel: {blas.ROUTE_NEEDS['mkl-wheel']}")
+    script = "from kernels import blas; print('WHY', blas.why_not('mkl-wheel'))"
+    env = {**os.environ, "MKL_INTERFACE_LAYER": "ILP64"}
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    why = next(line for line in proc.stdout.splitlines() if line.startswith("WHY"))
+    assert "present but dropped" in why and "ILP64" in why, why
+    assert blas.why_not("mkl-wheel") is None

@@ -222,3 +222,53 @@ def test_a_run_says_which_plan_numba_follows_or_why_none(tmp_path, use_plan):
     said = []
     plan_note(said.append)
     assert len(said) == 1 and said[0].startswith("warning: plan") and "other-2c-8g" in said[0]
+
+
+def test_tune_writes_the_plan_from_its_sweep_and_never_an_empty_one(tmp_path, monkeypatch, this_machine):
+    """bench tune's wiring, with the sweep replaced by hand-made rows: the plan lands at --out,
+    reads back, names the sweep's file as its source; a sweep with nothing ok writes nothing."""
+    from bench import runner, tune as tune_module
+    from bench.grids import get_grid
+
+    cases = get_grid("smoke")
+    made = {}
+
+    class FakeSweep:
+        def __init__(self, options, cases, backends, sides, outputs, run_id, seed):
+            made.update(backends=backends, csv=outputs[""], budget=options.budget)
+
+        def run(self, progress):
+            fields = cases[0].fields()
+            return {"": [{"backend": b, "status": "ok" if made["ok"] else "error", "median_s": 1e-3 * (i + 1),
+                          "machine_id": MACHINE, "git_commit": "abc", "case_id": cases[0].id, "reason": "",
+                          **fields} for i, b in enumerate(reversed(made["backends"]))]}
+
+    monkeypatch.setattr(runner, "Sweep", FakeSweep)
+    out = tmp_path / "plan.json"
+    said = []
+    made["ok"] = True
+    options, budget = RunOptions(grid="smoke", processes=1), 2.0 * len(tune_backends())
+    path, plan = tune_module.tune(options, cases, budget, out, "RUN", 1, said.append)
+    assert path == out and made["csv"] == tmp_path / "tune-RUN.csv"
+    assert made["budget"] == pytest.approx(1.0)  # shared by 2 cases x every variant x 1 process
+    read = plans.read_plan(out, NumbaBackend.variants())
+    assert read.choose("rnn_tanh", "float32", 5, 2, 4) == made["backends"][-1].partition(":")[2]  # the fastest
+    assert plan["source"].endswith("tune-RUN.csv") and plan["machine_id"] == MACHINE
+    assert any(line.startswith(cases[0].id) for line in said)
+    made["ok"] = False
+    before = out.read_bytes()
+    path, plan = tune_module.tune(options, cases, budget, out, "RUN2", 1, said.append)
+    assert plan["entries"] == [] and out.read_bytes() == before and "not written" in said[-1]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["tune", "--budget", "0"], "--budget: expected a positive"),
+    (["tune", "--out", "plan.txt"], "--out: expected a path to a .json plan file"),
+    (["tune", "--grid", "smoke", "--where", "batch=999"], "--where: no case of grid smoke"),
+    (["tune", "--processes", "0"], "--processes: expected a positive number"),
+])
+def test_tune_refuses_bad_arguments_before_timing_anything(argv, message, capsys):
+    from bench.__main__ import main
+
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err

@@ -253,6 +253,35 @@ def cmd_calibrate(args) -> int:
     return 0
 
 
+def cmd_tune(args) -> int:
+    """Time every numba variant on a grid's sizes in isolated workers; write this machine's plan."""
+    import datetime
+
+    from .runner import new_seed
+    from .tune import TUNE_BUDGET, TUNE_PROCESSES, tune
+
+    grid = args.grid or "default"
+    options = RunOptions(grid=grid, threads=args.threads, seed=args.seed,
+                         processes=TUNE_PROCESSES if args.processes is None else args.processes)
+    try:
+        options.counts()
+        cases = select(get_grid(grid), args.where)
+        budget = TUNE_BUDGET if args.budget is None else args.budget
+        if not budget > 0:
+            raise ValueError(f"--budget: expected a positive number of seconds, got {budget}")
+    except ValueError as exc:
+        return fail(exc)
+    if not cases:
+        return fail(f"--where: no case of grid {grid} matches {' '.join(args.where)}")
+    if args.out and not str(args.out).endswith(".json"):
+        return fail(f"--out: expected a path to a .json plan file, got {args.out}")
+    run_id = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    seed = new_seed() if args.seed is None else args.seed
+    path, plan = tune(options, cases, budget, args.out, run_id, seed, progress=lambda line: print(line, flush=True))
+    print(f"plan: {path} ({len(plan['entries'])} entries, machine {plan['machine_id']})")
+    return 0 if plan["entries"] else 1
+
+
 def cmd_history(args) -> int:
     """Trends and step changes over a machine's saved runs."""
     from .compare import Unusable, parse_thresholds
@@ -359,6 +388,21 @@ def main(argv=None) -> int:
     cal.set_defaults(func=cmd_calibrate, grid=None, backends=None, out=None, save=False, resume=None, min_rounds=None,
                      budget=None, check_steps=None, where=None)
 
+    tun = sub.add_parser("tune", help="time every numba strategy x BLAS route on a grid's sizes; write this machine's plan",
+                         description="Time every numba variant (strategy x BLAS route) on the sizes of a grid, each in "
+                                     "worker processes of its own, and write the fastest per size to this machine's "
+                                     "plan (results/<machine_id>/plan.json, or $RNN_BENCH_PLAN, or --out), which plain "
+                                     "`numba` then follows. Exit 0: a plan written; 1: nothing timed ok; 2: bad input.")
+    tun.add_argument("--grid", choices=list(GRIDS), help="named grid whose sizes are tuned (default: default)")
+    tun.add_argument("--budget", type=float, help="seconds of timed rounds in all, shared equally by every benchmark "
+                                                  "(default 1800; preparation and compilation come on top)")
+    tun.add_argument("--where", action="append", default=[], metavar="COLUMN=VALUE", help="keep matching cases (repeatable)")
+    tun.add_argument("--threads", type=int, help="threads of every pool in each worker (default 1); recorded in the plan")
+    tun.add_argument("--processes", type=int, help="worker processes per variant (default 1)")
+    tun.add_argument("--seed", type=int, help="seed of the interleaved order")
+    tun.add_argument("--out", help="plan file to write (default: $RNN_BENCH_PLAN, else results/<machine_id>/plan.json)")
+    tun.set_defaults(func=cmd_tune)
+
     hist = sub.add_parser("history", help="trends and step changes over the runs saved with `run --save`")
     hist.add_argument("--machine", help="machine id (default: the only one saved, else this machine's)")
     hist.add_argument("--results", default="results", help="results folder (default: results)")
@@ -388,7 +432,7 @@ def main(argv=None) -> int:
         except ValueError as exc:
             parser.error(str(exc))
         args.backends = names if args.command == "check" else ",".join(names)
-    if getattr(args, "where", None) and args.command in ("run", "ab"):
+    if getattr(args, "where", None) and args.command in ("run", "ab", "tune"):
         try:
             select([], args.where)
         except ValueError as exc:

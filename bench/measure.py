@@ -237,6 +237,7 @@ def prepare_case(case: Case, backend_name: str, policy: TimingPolicy, threads: i
         args = prepared.to_device(x)
         row["jit_cache"] = prepared.jit_cache  # a backend that compiles per shape (jax) did so in to_device
         rounds, iterations, note = policy.plan(policy.warm_up(lambda: prepared.run(*args)))
+        row.update(prepared.ran())  # what the warm-up, a full call, ran: what is timed
         if rounds == 0:
             return outcome("over_budget", note), None, reference
     except Exception as exc:  # noqa: BLE001  (any failure of a backend is this row's outcome)

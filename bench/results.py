@@ -56,6 +56,8 @@ COLUMNS = [
     "weight_bytes",
     "gflops",
     "pct_peak",
+    # B = 1 rows: GB/s of recurrent weights read (bench.roofline.place)
+    "weight_gbps",
     "max_abs_err",
     "err_timesteps",
     "tolerance_ok",
@@ -84,9 +86,14 @@ COLUMNS = [
     "peak_sgemm_gflops",
     "peak_dgemm_gflops",
     "mem_bandwidth_gbs",
+    # NumPy's float32 matrix-vector product, the bandwidth a B = 1 step can reach (bench.roofline)
+    "sgemv_gbps",
     # the BLAS behind the peaks, and the one the numba backend calls (kernels.blas)
     "peak_blas",
     "numba_blas",
+    # what the numba backend ran (e.g. blas@openblas) and the tuned plan that chose it ("" for the rule)
+    "variant",
+    "plan",
     # the machine's state at the run's start and end (bench.environment.machine_state)
     "load_avg_start",
     "load_avg_end",
@@ -124,7 +131,7 @@ ADDED = {2: ["weight_bytes", "gflops", "pct_peak", "numba_threads", "peak_sgemm_
              "busiest_end", "cpu_freq_mhz", "governor"],
          5: ["started", "finished", "grid", "shard", "hostname", "dask_worker", "onnx_version",
              "onnxruntime_version", "jax_version", "jaxlib_version", "onnxruntime_threads", "xla_threads",
-             "xla_flags"]}
+             "xla_flags", "weight_gbps", "sgemv_gbps", "variant", "plan"]}
 
 STATUSES = ("ok", "over_budget", "unavailable", "mismatch", "error")
 

@@ -5,10 +5,17 @@
   fastest BLAS present: NumPy's and each route of :mod:`kernels.blas` (MKL
   inside torch, SciPy's OpenBLAS); ``peak_blas`` names the winners;
 * memory bandwidth: the best of 3 copies of a 256 MiB array, bytes read plus
-  written per second.
+  written per second;
+* ``sgemv_gbps``: NumPy's own float32 matrix-vector product on a (4096, 1024)
+  matrix (16 MiB: an LSTM's W_hh at H = 1024, which stays in a large last-level
+  cache), the best of 20 calls, as bytes of the matrix read per second -- the
+  bandwidth a B = 1 step can reach through a BLAS on this machine.
 
 A result's ``gflops`` is ``CellSpec.flops(T, B) / median_s``; ``pct_peak`` is
-that against the peak GEMM rate of its dtype.  The recurrence can approach
+that against the peak GEMM rate of its dtype.  A B = 1 row's ``weight_gbps`` is the bytes of its
+recurrent weights (every layer's ``weight_hh``, which every step must read: the input weights'
+products can be hoisted out of the recurrence) times T, per second, to set beside ``sgemv_gbps``.
+The recurrence can approach
 the peak only where the per-step product is large (B*H*H big); small problems
 are bound by per-step dispatch, and a matrix-vector product (B = 1) by
 memory bandwidth over the ``weight_bytes`` it streams each step.
@@ -42,8 +49,9 @@ def _products() -> dict:
 
 def measure_peaks(n: int = 1024, copy_mib: int = 256) -> dict:
     """``{"peak_sgemm_gflops", "peak_dgemm_gflops", "peak_blas", "mem_bandwidth_gbs"}`` of this
-    machine, now, with this process's threads (about 1 s per BLAS present).  ``peak_blas``: the BLAS that gave each peak, as
-    ``"float32 mkl, float64 numpy"``."""
+    machine, now, with this process's threads (about 1 s per BLAS present), and ``sgemv_gbps``
+    (:func:`sgemv_bandwidth`).  ``peak_blas``: the BLAS that gave each peak, as ``"float32 mkl,
+    float64 numpy"``."""
     peaks, winners = {}, []
     products = _products()
     for dtype, key in ((np.float32, "peak_sgemm_gflops"), (np.float64, "peak_dgemm_gflops")):
@@ -58,6 +66,7 @@ def measure_peaks(n: int = 1024, copy_mib: int = 256) -> dict:
         peaks[key] = rates[best]
         winners.append(f"{np.dtype(dtype).name} {best}")
     peaks["peak_blas"] = ", ".join(winners)
+    peaks["sgemv_gbps"] = sgemv_bandwidth()
     src = np.ones(copy_mib * 2**20 // 8)
     dst = np.empty_like(src)
     np.copyto(dst, src)
@@ -65,10 +74,48 @@ def measure_peaks(n: int = 1024, copy_mib: int = 256) -> dict:
     return peaks
 
 
+def sgemv_bandwidth(rows: int = 4096, cols: int = 1024, repeats: int = 20) -> float:
+    """GB/s of matrix read by NumPy's float32 matrix-vector product ``w @ v`` with ``w`` (rows,
+    cols) C-contiguous: ``w.nbytes / seconds`` of the best of ``repeats`` calls after one warm-up."""
+    w = np.random.default_rng(0).standard_normal((rows, cols)).astype(np.float32)
+    v = np.ones(cols, np.float32)
+    out = np.empty(rows, np.float32)
+    np.matmul(w, v, out=out)
+    return w.nbytes / _best(lambda: np.matmul(w, v, out=out), repeats) / 1e9
+
+
+def recurrent_weight_bytes(spec) -> int:
+    """Bytes of every layer's and direction's ``weight_hh`` of ``spec`` (a :class:`kernels.CellSpec`)."""
+    import math
+
+    return sum(math.prod(shape) for name, shape in spec.weight_shapes().items()
+               if name.startswith("weight_hh")) * spec.np_dtype.itemsize
+
+
 def place(row: dict, peaks: dict) -> dict:
-    """``gflops`` and ``pct_peak`` of a timed row (empty for untimed ones)."""
+    """``gflops`` and ``pct_peak`` of a timed row, and for a B = 1 row ``weight_gbps``: its
+    recurrent weights' bytes (:func:`recurrent_weight_bytes`) times T per second of ``median_s``,
+    in GB/s (empty for untimed rows; ``weight_gbps`` empty where B != 1)."""
     if row.get("status") != "ok" or not row.get("median_s"):
-        return {"gflops": "", "pct_peak": ""}
-    gflops = float(row["flops"]) / float(row["median_s"]) / 1e9
+        return {"gflops": "", "pct_peak": "", "weight_gbps": ""}
+    median = float(row["median_s"])
+    gflops = float(row["flops"]) / median / 1e9
     peak = peaks.get("peak_sgemm_gflops" if row["dtype"] == "float32" else "peak_dgemm_gflops")
-    return {"gflops": gflops, "pct_peak": 100 * gflops / peak if peak else ""}
+    weight_gbps = ""
+    if int(row["batch"]) == 1:
+        from kernels import CellSpec
+        from bench.results import SPEC_COLUMNS
+
+        spec = CellSpec(**{k: _spec_value(k, row[k]) for k in SPEC_COLUMNS})
+        weight_gbps = recurrent_weight_bytes(spec) * int(row["timesteps"]) / median / 1e9
+    return {"gflops": gflops, "pct_peak": 100 * gflops / peak if peak else "", "weight_gbps": weight_gbps}
+
+
+def _spec_value(name: str, value):
+    """A spec field of a row (a value, or as a CSV writes it: ``"True"``, ``"64"``) as CellSpec takes it."""
+    if isinstance(value, str):
+        if name in ("bias", "batch_first", "bidirectional"):
+            return value == "True"
+        if name in ("input_size", "hidden_size", "num_layers"):
+            return int(value)
+    return value

@@ -540,6 +540,8 @@ class Sweep:
         warning = busy_warning(state)
         if warning:
             progress(warning)
+        if "numba" in self.backends:
+            plan_note(progress)
         metadata = {**machine_metadata(self.run_id, self.sides[0].root, threads, self.seed, state),
                     **self.run_columns()}
         outputs = {s.label: Output(Path(self.outputs[s.label]), metadata, self.existing.get(s.label)) for s in self.sides}
@@ -561,6 +563,24 @@ class Sweep:
         for out in outputs.values():
             out.finish(end)
         return {label: out.file.rows for label, out in outputs.items()}
+
+
+def plan_note(progress) -> None:
+    """Tell ``progress`` which tuned plan plain ``numba`` follows in this run's workers, or why a
+    plan file there is not used (:mod:`kernels.plan`; the workers' own warnings go to their
+    stderr).  Neither numba nor torch is imported for it."""
+    import warnings
+
+    from kernels import plan as plans
+    from kernels.numba_backend import NumbaBackend
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", plans.PlanWarning)
+        plan = plans.current(NumbaBackend.variants())
+    for w in caught:
+        progress(f"warning: {w.message}")
+    if plan is not None:
+        progress(f"numba follows the plan {plan.label}")
 
 
 def _short(results: list, timesteps: int) -> str:

@@ -77,6 +77,11 @@ class Prepared(abc.ABC):
     def to_host(self, result):
         """``run``'s result as NumPy: ``(output, h_n)``, or ``(output, (h_n, c_n))`` for LSTM."""
 
+    def ran(self) -> dict:
+        """Result-row columns about what the last :meth:`run` did where a backend decides per call
+        (numba: ``variant``, ``plan``, ``numba_blas``); empty by default."""
+        return {}
+
 
 class Backend(abc.ABC):
     """One implementation of the forward pass; see the module docstring."""

@@ -1,19 +1,39 @@
-"""The BLAS routes numba's kernels can call, and the one they call by default.
+"""The BLAS routes numba's kernels can call, each verified before use, and the default.
 
-Both are the Fortran ``?gemm_`` interface with 32-bit integers, reached as a
+Every route is the Fortran ``?gemm_`` interface with 32-bit integers (LP64), reached as a
 C function pointer that a jitted function takes as an argument (so the
 compiled code stays cacheable: the address is not baked into it):
 
 * ``"mkl"``: Intel MKL as linked into PyTorch's CPU library (``libtorch_cpu``
-  exports ``sgemm_``/``dgemm_``), when this torch was built with MKL;
-* ``"openblas"``: the OpenBLAS that SciPy ships (``scipy.linalg.cython_blas``),
-  the one numba's own ``np.dot`` calls.
+  exports ``sgemm_``/``dgemm_`` and MKL's packed-matrix calls), when this torch
+  was built with MKL.  torch does not document these symbols, so the route is
+  optional: absent, or dropped by its own check, the suite runs without it;
+* ``"mkl-wheel"``: Intel's ``mkl`` wheel, where installed: its ``mkl_rt`` library (found through the
+  wheel's file list), with MKL's documented ``?gemm_`` and packed-matrix calls; ``mkl_rt`` is LP64
+  unless ``MKL_INTERFACE_LAYER`` asks for ILP64, which its check catches;
+* ``"openblas"``: the OpenBLAS that SciPy ships, through SciPy's documented
+  ``scipy.linalg.cython_blas`` (reached with numba's documented
+  ``numba.extending.get_cython_function_address``), the one numba's own
+  ``np.dot`` calls;
+* ``"scipy-openblas32"``: the ``scipy-openblas32`` wheel, where installed, through its documented
+  interface (``get_lib_dir()``, ``get_library(fullname=True)``) and symbol prefix ``scipy_``
+  (its pkg-config ``-DBLAS_SYMBOL_PREFIX=scipy_``): a newer OpenBLAS than SciPy's, LP64.
 
-:func:`default_route` is MKL where present, the faster of the two for this
-suite's per-step products on the machine it was measured on (``numba:blas@mkl``
-against ``numba:blas@openblas`` in ``results/strategies.csv``; the figures
-are in the README, "BLAS routes").  NumPy's own OpenBLAS is reachable only under a private library
-name, so it is not offered as a route.
+**Verified at discovery** (:func:`verify`): a route joins :func:`routes` only after small GEMMs
+through it, in float32 and float64, with ``beta`` 0 and 1 and, where it packs, through its packed
+product, equal NumPy's product.  Its sizes are handed over in 64-bit slots whose upper halves are
+all ones: an LP64 BLAS reads the lower 32 bits, the right sizes, while an ILP64 one (64-bit
+integers, e.g. NumPy's own ``scipy-openblas64``) reads negative sizes and rejects the call without
+touching memory, so a route of the wrong integer width is found and dropped.  A route that is
+present but answers wrong is in :func:`dropped` with the reason; :func:`why_not` says why any
+route cannot be used here.  A route is found and checked when first asked for (:func:`route`), so a
+worker loads only the libraries of the routes it calls.
+
+:func:`default_route`, used where nothing else chooses (no tuned plan, :mod:`kernels.plan`), is
+the first verified route of :data:`ROUTE_NAMES`: MKL, the fastest for this suite's per-step
+products on the machine the rule was measured on (README, "BLAS routes"); a plan measured on the
+machine at hand chooses per size instead.  NumPy's own OpenBLAS is ILP64 and reachable only under
+a private library name, so it is not a route.
 """
 
 from __future__ import annotations
@@ -27,9 +47,11 @@ from pathlib import Path
 import numpy as np
 
 #: Route names, in order of preference, and what each needs.
-ROUTE_NAMES = ("mkl", "openblas")
+ROUTE_NAMES = ("mkl", "mkl-wheel", "openblas", "scipy-openblas32")
 ROUTE_NEEDS = {"mkl": "needs a torch built with MKL (libtorch_cpu exporting sgemm_)",
-               "openblas": "needs scipy (scipy.linalg.cython_blas)"}
+               "mkl-wheel": "needs Intel's mkl wheel (pip install mkl)",
+               "openblas": "needs scipy (scipy.linalg.cython_blas)",
+               "scipy-openblas32": "needs the scipy-openblas32 wheel (pip install scipy-openblas32)"}
 
 #: ``?gemm_(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)``, every argument by pointer.
 GEMM = ctypes.CFUNCTYPE(None, *([ctypes.c_void_p] * 13))
@@ -82,12 +104,10 @@ class Route:
         return packed
 
 
-def _mkl_in_torch() -> Route | None:
-    try:
-        import torch
-    except Exception:  # noqa: BLE001  (not installed, or a build that fails to load: OSError and more)
-        return None
-    lib_path = Path(torch.__file__).parent / "lib" / "libtorch_cpu.so"
+def _mkl(lib_path, name: str, owner: str, openmp: bool) -> Route | None:
+    """An MKL library at ``lib_path`` as route ``name``: its ``?gemm_`` and, where it exports them
+    (MKL's documented ``?gemm_pack_get_size``, ``?gemm_pack``, ``?gemm_compute``), its packed
+    product; ``None`` where the library does not load or is not MKL."""
     try:
         lib = ctypes.CDLL(str(lib_path))
         gemms, packing = {}, {}
@@ -108,60 +128,179 @@ def _mkl_in_torch() -> Route | None:
     except (OSError, AttributeError):  # not Linux, or a torch built without MKL
         return None
     found = re.search(r"Version ([\d.]+)", version.value.decode(errors="replace"))
-    return Route("mkl", f"mkl {found.group(1) if found else '?'} (torch), {threads} threads", gemms, packing,
-                 openmp=True)
+    return Route(name, f"mkl {found.group(1) if found else '?'} ({owner}), {threads} threads", gemms, packing,
+                 openmp=openmp)
+
+
+def _mkl_in_torch() -> Route | None:
+    try:
+        import torch
+    except Exception:  # noqa: BLE001  (not installed, or a build that fails to load: OSError and more)
+        return None
+    # torch's MKL runs on GNU OpenMP, whose threads sleep soon after a call
+    return _mkl(Path(torch.__file__).parent / "lib" / "libtorch_cpu.so", "mkl", "torch", openmp=True)
+
+
+def _mkl_wheel() -> Route | None:
+    """Intel's ``mkl`` wheel: its single dynamic library ``mkl_rt``, found through the wheel's
+    installed file list (``importlib.metadata``).  ``mkl_rt`` takes 32-bit integers unless
+    ``MKL_INTERFACE_LAYER`` says ILP64, which the route's check then catches."""
+    from importlib import metadata
+
+    try:
+        files = metadata.files("mkl") or []
+    except metadata.PackageNotFoundError:
+        return None
+    found = sorted((f for f in files if f.name.startswith("libmkl_rt.so")), key=lambda f: len(f.name))
+    # its threads are Intel OpenMP's, which spin for KMP_BLOCKTIME (200 ms) after a call: rows stay on one thread
+    return _mkl(found[0].locate(), "mkl-wheel", "mkl wheel", openmp=False) if found else None
+
+
+def _openblas_description(owner: str, path_part: str) -> str:
+    """``"openblas 0.3.28 Haswell (scipy), 1 threads"`` from threadpoolctl's view of the library
+    whose path contains ``path_part``."""
+    from threadpoolctl import threadpool_info
+
+    info = next((i for i in threadpool_info() if path_part in i.get("filepath", "")), {})
+    desc = " ".join(str(info.get(k) or "") for k in ("internal_api", "version", "architecture")).strip()
+    threads = info.get("num_threads")
+    return f"{desc or 'openblas'} ({owner}){f', {threads} threads' if threads else ''}"
 
 
 def _openblas_in_scipy() -> Route | None:
     try:
-        from scipy.linalg import cython_blas
+        import scipy.linalg.cython_blas  # noqa: F401  (absent: no route)
+        from numba.extending import get_cython_function_address
     except ImportError:
         return None
-    get_name = ctypes.pythonapi.PyCapsule_GetName
-    get_name.restype, get_name.argtypes = ctypes.c_char_p, [ctypes.py_object]
-    get_pointer = ctypes.pythonapi.PyCapsule_GetPointer
-    get_pointer.restype, get_pointer.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
+    gemms = {dtype: GEMM(get_cython_function_address("scipy.linalg.cython_blas", name))
+             for name, dtype in (("sgemm", "float32"), ("dgemm", "float64"))}
+    return Route("openblas", _openblas_description("scipy", "scipy.libs"), gemms)
 
-    def pointer(name):
-        capsule = cython_blas.__pyx_capi__[name]
-        return GEMM(get_pointer(capsule, get_name(capsule)))
 
-    from threadpoolctl import threadpool_info
+def _scipy_openblas32() -> Route | None:
+    try:
+        import scipy_openblas32
+    except ImportError:
+        return None
+    lib = ctypes.CDLL(str(Path(scipy_openblas32.get_lib_dir()) / scipy_openblas32.get_library(fullname=True)))
+    gemms = {dtype: GEMM((f"scipy_{p}gemm_", lib)) for p, dtype in (("s", "float32"), ("d", "float64"))}
+    return Route("scipy-openblas32", _openblas_description("scipy-openblas32", "scipy_openblas32"), gemms)
 
-    info = next((i for i in threadpool_info() if "scipy.libs" in i.get("filepath", "")), {})
-    desc = " ".join(str(info.get(k) or "") for k in ("internal_api", "version", "architecture")).strip()
-    threads = info.get("num_threads")
-    return Route("openblas", f"{desc or 'blas'} (scipy){f', {threads} threads' if threads else ''}",
-                 {"float32": pointer("sgemm"), "float64": pointer("dgemm")})
+
+#: How each route is found: a function returning its :class:`Route`, or ``None`` where it is absent.
+FINDERS = {"mkl": _mkl_in_torch, "mkl-wheel": _mkl_wheel, "openblas": _openblas_in_scipy,
+           "scipy-openblas32": _scipy_openblas32}
+
+
+def _ints(values, high: int) -> np.ndarray:
+    """``values`` in 64-bit slots whose upper 32 bits are ``high`` (0 or -1): an LP64 BLAS reads
+    the lower halves, the values; an ILP64 one reads all 64 bits (negative for ``high = -1``)."""
+    return np.asarray(values, np.int64) + (np.int64(high) << np.int64(32))
+
+
+def gemm(route: Route, a: np.ndarray, b: np.ndarray, out: np.ndarray, beta: float = 0.0, packed=None,
+         high: int = 0) -> None:
+    """``out = a @ b + beta * out`` through ``route`` from Python, for C-contiguous 2-D arrays of
+    one dtype; with ``packed`` (``b`` as packed by :meth:`Route.pack`) through the packed product.
+
+    The row-major product is the column-major ``out^T = b^T a^T``: ``?gemm_('N', 'N', N, M, K, 1,
+    b, N, a, K, beta, out, N)``.  Integers go in 64-bit slots with upper halves ``high``
+    (:func:`_ints`; :func:`verify` uses -1).  Used where a jitted caller is not needed (the check
+    of a route, the peak measurement)."""
+    m, k = a.shape
+    n = b.shape[1]
+    dims = _ints([n, m, k], high)
+    scalars = np.array([1, beta], a.dtype)
+    trans, packed_flag = ctypes.c_char(b"N"), ctypes.c_char(b"P")
+    ptr = [dims[i:].ctypes.data for i in range(3)]
+    if packed is not None and packed.size:
+        route.compute(a.dtype)(ctypes.addressof(packed_flag), ctypes.addressof(trans), *ptr, packed.ctypes.data,
+                               ptr[0], a.ctypes.data, ptr[2], scalars[1:].ctypes.data, out.ctypes.data, ptr[0], ptr[0])
+        return
+    route.gemm(a.dtype)(ctypes.addressof(trans), ctypes.addressof(trans), *ptr, scalars.ctypes.data, b.ctypes.data,
+                        ptr[0], a.ctypes.data, ptr[2], scalars[1:].ctypes.data, out.ctypes.data, ptr[0])
+
+
+#: Relative error a verified route may have against NumPy's float64 product, by dtype.
+VERIFY_RTOL = {"float32": 1e-5, "float64": 1e-12}
+
+
+def verify(route: Route) -> str | None:
+    """``None`` when ``route`` computes small GEMMs (3x5 by 5x7) as NumPy does, in float32 and
+    float64, with beta 0 (``out`` filled with NaN first: it must not be read) and beta 1, through
+    its packed product too where it packs, with its integers read as 32-bit (LP64); else what is
+    wrong, in one line.  An ILP64 BLAS is told apart by its answer to the same call with the
+    upper halves of the integers zero (:func:`_ints`)."""
+    rng = np.random.default_rng(0)
+    for dtype in ("float32", "float64"):
+        a = rng.standard_normal((3, 5)).astype(dtype)
+        b = rng.standard_normal((5, 7)).astype(dtype)
+        c = rng.standard_normal((3, 7)).astype(dtype)
+        want = a.astype(np.float64) @ b
+        rtol = VERIFY_RTOL[dtype]
+        checks = [("", 0.0, None, want), (" with beta = 1", 1.0, None, want + c), (" packed", 0.0, "pack", want)]
+        for what, beta, pack, expected in checks:
+            if pack == "pack":  # only once the plain product passed: packing sizes are integers too
+                pack = route.pack(np.ascontiguousarray(b), batch=3)
+                if not pack.size:
+                    continue
+            out = np.full_like(c, np.nan) if beta == 0 else c.copy()
+            gemm(route, a, b, out, beta, pack, high=-1)
+            if np.allclose(out, expected, rtol=rtol, atol=rtol):
+                continue
+            if not what:
+                wide = np.full_like(c, np.nan)
+                gemm(route, a, b, wide, 0.0, None, high=0)
+                if np.allclose(wide, expected, rtol=rtol, atol=rtol):
+                    return (f"{dtype} GEMM reads its integers as 64-bit (an ILP64 BLAS); the kernels pass "
+                            "32-bit (LP64) ones")
+            err = float(np.nanmax(np.abs(out - expected))) if np.isfinite(out).any() else float("nan")
+            return (f"{dtype} GEMM{what} answers wrong: max abs error {err:.3g} against NumPy "
+                    f"(rtol {rtol:g}) on a 3x5 by 5x7 product")
+    return None
 
 
 @functools.cache
+def _discover(name: str) -> tuple:
+    """``(verified Route or None, why a route that is present was dropped or None)`` for route
+    ``name``: found and checked once per process, and only when asked for, so that a process
+    loads only the BLAS libraries it uses (plus those before it in :data:`ROUTE_NAMES` for the
+    default)."""
+    try:
+        route = FINDERS[name]()
+        problem = verify(route) if route is not None else None
+    except Exception as exc:  # noqa: BLE001  (a library that fails to load or to answer is no route)
+        route, problem = None, f"failed to load: {type(exc).__name__}: {exc}".splitlines()[0]
+    if problem is not None:
+        return None, f"present but dropped: {problem}"
+    return route, None
+
+
+def route(name: str) -> Route | None:
+    """Route ``name`` if it is present here and verified, else ``None`` (:func:`why_not` says why)."""
+    return _discover(name)[0] if name in FINDERS else None
+
+
 def routes() -> dict[str, Route]:
-    """The routes present in this environment, by name (possibly empty)."""
-    found = {}
-    for find in (_mkl_in_torch, _openblas_in_scipy):
-        route = find()
-        if route is not None:
-            found[route.name] = route
-    return found
+    """Every verified route of this environment, by name, in :data:`ROUTE_NAMES` order (possibly
+    empty); this loads every BLAS library present."""
+    return {name: r for name in ROUTE_NAMES if (r := route(name)) is not None}
+
+
+def dropped() -> dict[str, str]:
+    """``{name: reason}`` of the routes that are present here but failed :func:`verify` or to load."""
+    return {name: _discover(name)[1] for name in ROUTE_NAMES if _discover(name)[1]}
+
+
+def why_not(name: str) -> str | None:
+    """``None`` when route ``name`` is usable here, else why not: the reason it was dropped, or
+    what it needs (:data:`ROUTE_NEEDS`)."""
+    if route(name) is not None:
+        return None
+    return (_discover(name)[1] if name in FINDERS else None) or ROUTE_NEEDS.get(name, f"unknown route {name!r}")
 
 
 def default_route() -> Route | None:
-    """MKL where present, else SciPy's OpenBLAS, else ``None`` (see the module docstring)."""
-    found = routes()
-    return next((found[name] for name in ROUTE_NAMES if name in found), None)
-
-
-def gemm(route: Route, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
-    """``out = a @ b`` through ``route`` from Python, for C-contiguous 2-D arrays of one dtype.
-
-    The row-major product is the column-major ``out^T = b^T a^T``: ``?gemm_('N', 'N', N, M, K, 1,
-    b, N, a, K, 0, out, N)``.  Used where a jitted caller is not needed (the peak measurement)."""
-    m, k = a.shape
-    n = b.shape[1]
-    dims = np.array([n, m, k], np.int32)
-    scalars = np.array([1, 0], a.dtype)
-    trans = ctypes.c_char(b"N")
-    p = [ctypes.addressof(trans)] * 2 + [dims[i:].ctypes.data for i in range(3)]
-    route.gemm(a.dtype)(*p, scalars.ctypes.data, b.ctypes.data, dims[0:].ctypes.data, a.ctypes.data,
-                        dims[2:].ctypes.data, scalars[1:].ctypes.data, out.ctypes.data, dims[0:].ctypes.data)
+    """The first verified route in :data:`ROUTE_NAMES` order, else ``None`` (see the module docstring)."""
+    return next((r for name in ROUTE_NAMES if (r := route(name)) is not None), None)

@@ -23,9 +23,12 @@
   every run, bitwise-identical results.  For small H, where a BLAS call costs
   more than the arithmetic (and its spinning threads take the cores).
 
-:func:`choose_strategy` picks one per spec; ``get_backend("numba:fused")``
-forces one, ``get_backend("numba:blas@openblas")`` a BLAS route too
-(:meth:`NumbaBackend.variants` lists them).  The compiled code is in
+Plain ``numba`` follows this machine's tuned plan (:mod:`kernels.plan`, written by
+``python -m bench tune``): per mode, dtype and pass, the variant -- strategy and BLAS route --
+measured fastest at the nearest size in log space; without a plan, :func:`choose_strategy`'s rule
+on the default route.  ``get_backend("numba:fused")`` forces a strategy,
+``get_backend("numba:blas@openblas")`` a BLAS route too (:meth:`NumbaBackend.variants` lists
+them).  The compiled code is in
 :mod:`kernels.numba_kernels`, imported (and so numba loaded) only by
 ``prepare``; this module's names, variants and availability need neither
 numba nor torch.  ``prepare`` compiles, or loads from numba's disk cache,
@@ -34,12 +37,14 @@ before any timing.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import threading
 
 import numpy as np
 
 from . import blas
+from . import plan as plans
 from .base import Backend
 from .checks import standard_layout
 from .stack import StackPrepared
@@ -78,6 +83,21 @@ def choose_strategy(spec, batch: int) -> str:
     return "parallel"
 
 
+@dataclasses.dataclass(frozen=True)
+class Choice:
+    """What one layer call runs: a strategy, the route it calls (also passed, unused, to
+    ``parallel``), and the plan that chose it (its label; "" for the rule or a forced variant)."""
+
+    strategy: str
+    route: blas.Route
+    plan: str = ""
+
+    @property
+    def variant(self) -> str:
+        """``"parallel"``, or ``"<strategy>@<route>"`` for a strategy that calls a BLAS."""
+        return self.strategy if self.strategy not in ROUTED else f"{self.strategy}@{self.route.name}"
+
+
 class NumbaPrepared(StackPrepared):
     """Safe to run from several threads at once: kernels that start numba's threads are serialized
     where the threading layer demands it (:data:`LAUNCH_LOCK`).  The BLAS's scratch is shared by
@@ -85,11 +105,11 @@ class NumbaPrepared(StackPrepared):
     BLAS, so between a thread's writes of the scratch and the BLAS call that reads them no other
     thread runs."""
 
-    def __init__(self, spec, weights, strategy, route):
+    def __init__(self, spec, weights, strategy, route, plan=None):
         from . import numba_kernels
 
         self.kernels = numba_kernels
-        self.strategy, self.route = strategy, route
+        self.strategy, self.route, self.plan = strategy, route, plan
         self.unpacked = np.empty(0, spec.np_dtype)
         # the BLAS's by-pointer arguments: transa/transb, m/n/k, alpha/beta (BlasArgs)
         self.scratch = (np.zeros(2, np.uint8), np.zeros(3, np.int32), np.zeros(2, spec.np_dtype))
@@ -97,22 +117,57 @@ class NumbaPrepared(StackPrepared):
         #: strategies whose kernels run under LAUNCH_LOCK: all that start threads until compile()
         #: has seen which threading layer numba chose
         self.serialized = numba_kernels.LAUNCH_THREADS
+        self._choices = {}
+        self.last: Choice | None = None
         super().__init__(spec, weights)
 
-    def blas_args(self, packed):
-        """The kernels' :class:`kernels.numba_kernels.BlasArgs` with ``packed`` W_hh^T (or empty)."""
+    def blas_args(self, route, packed):
+        """The kernels' :class:`kernels.numba_kernels.BlasArgs` for ``route`` with ``packed``
+        W_hh^T (or empty)."""
         dtype = self.spec.np_dtype
-        return self.kernels.BlasArgs(self.route.gemm(dtype), self.route.compute(dtype), packed,
-                                     self.route.openmp, *self.scratch)
+        return self.kernels.BlasArgs(route.gemm(dtype), route.compute(dtype), packed, route.openmp, *self.scratch)
 
-    def packed(self, w_hh_t, batch):
-        """``w_hh_t`` packed by the BLAS for products with ``batch`` rows: made on the first call with
-        that batch (the harness's untimed warm-up) and kept, one packing per weight (MKL's is at
-        least 8 MB whatever the size), checked to belong to this very array."""
+    def packed(self, route, w_hh_t, batch):
+        """``w_hh_t`` packed by ``route`` for products with ``batch`` rows: made on the first call
+        with that batch (the harness's untimed warm-up) and kept, one packing per weight (MKL's is
+        at least 8 MB whatever the size), checked to belong to this very array and route."""
         entry = self._packed.get(id(w_hh_t))
-        if entry is None or entry[0] is not w_hh_t or entry[1] != batch:
-            entry = self._packed[id(w_hh_t)] = (w_hh_t, batch, self.route.pack(w_hh_t, batch))
+        if entry is None or entry[0] is not w_hh_t or entry[1] != (batch, route.name):
+            entry = self._packed[id(w_hh_t)] = (w_hh_t, (batch, route.name), route.pack(w_hh_t, batch))
         return entry[2]
+
+    def choose(self, steps: int, batch: int) -> Choice:
+        """What runs a layer of ``steps`` timesteps and ``batch`` rows: the forced variant; else
+        the plan's variant for the nearest size, where the plan has this mode and dtype and its
+        route is here; else the rule on the default route.  Worked out once per (T, B): the
+        timed calls only look it up."""
+        key = (steps, batch)
+        choice = self._choices.get(key)
+        if choice is None:
+            choice = self._choices[key] = self._choose(steps, batch)
+        self.last = choice
+        return choice
+
+    def _choose(self, steps, batch):
+        if self.strategy != "auto":
+            return Choice(self.strategy, self.route)
+        spec = self.spec
+        variant = self.plan.choose(spec.mode, spec.dtype, steps, batch, spec.hidden_size) if self.plan else None
+        if variant is not None:
+            strategy, _, route_name = variant.partition("@")
+            route = blas.route(route_name) if route_name else self.route
+            if route is not None:
+                return Choice(strategy, route, self.plan.label)
+        return Choice(choose_strategy(spec, batch), self.route)
+
+    def ran(self):
+        """``variant`` (what the last run called, e.g. ``blas@openblas``), ``plan`` (the label of the
+        plan that chose it, "" for the rule or a forced variant) and ``numba_blas`` (the route it
+        called; "" for ``parallel``)."""
+        if self.last is None:
+            return {}
+        called = self.last.route.description if self.last.strategy in ROUTED else ""
+        return {"variant": self.last.variant, "plan": self.last.plan, "numba_blas": called}
 
     def convert(self, params):
         w_ih, w_hh, b_ih, b_hh = params
@@ -124,12 +179,13 @@ class NumbaPrepared(StackPrepared):
         return tuple(standard_layout(a, self.spec.np_dtype) for a in (w_ih.T, w_hh.T, bx, bh))
 
     def layer(self, x, h0, c0, params, reverse):
-        batch = x.shape[1]
-        strategy = self.strategy if self.strategy != "auto" else choose_strategy(self.spec, batch)
+        steps, batch = x.shape[0], x.shape[1]
+        choice = self.choose(steps, batch)
         c = np.ascontiguousarray(h0 if c0 is None else c0)  # carried for every mode, read by LSTM only
-        packed = self.packed(params[1], batch) if strategy == "blas" else self.unpacked
-        out, h, c = self.launch(strategy, self.blas_args(packed), self.kernels.MODE_CODES[self.spec.mode],
-                                np.ascontiguousarray(x), np.ascontiguousarray(h0), c, *params, reverse)
+        packed = self.packed(choice.route, params[1], batch) if choice.strategy == "blas" else self.unpacked
+        out, h, c = self.launch(choice.strategy, self.blas_args(choice.route, packed),
+                                self.kernels.MODE_CODES[self.spec.mode], np.ascontiguousarray(x),
+                                np.ascontiguousarray(h0), c, *params, reverse)
         return out, h, (c if c0 is not None else None)
 
     def launch(self, strategy, *args):
@@ -154,7 +210,7 @@ class NumbaPrepared(StackPrepared):
 
         before = counts()
         for name in names:
-            self.launch(name, self.blas_args(self.unpacked), 0, x, s, s, s, s, b, b, False)
+            self.launch(name, self.blas_args(self.route, self.unpacked), 0, x, s, s, s, s, b, b, False)
         after = counts()
         missed = any(a[0] > b_[0] for a, b_ in zip(after, before))
         hit = any(a[1] > b_[1] for a, b_ in zip(after, before))
@@ -166,7 +222,8 @@ class NumbaPrepared(StackPrepared):
 
 
 class NumbaBackend(Backend):
-    """``variant``: ``"auto"`` (:func:`choose_strategy`) or one of :meth:`variants`: a strategy,
+    """``variant``: ``"auto"`` (this machine's plan, else :func:`choose_strategy`) or one of
+    :meth:`variants`: a strategy,
     or ``"<strategy>@<route>"`` for a strategy that calls a BLAS, to force the route too
     (:mod:`kernels.blas`; default :func:`kernels.blas.default_route`), e.g. ``"blas@openblas"``.
 
@@ -188,11 +245,12 @@ class NumbaBackend(Backend):
 
     @property
     def route(self) -> blas.Route | None:
-        """The BLAS route this backend calls, or ``None`` where it is not present and for
-        ``parallel``, which calls none."""
+        """The BLAS route this backend calls, or ``None`` where it is not present (or every route
+        present was dropped by its check, :func:`kernels.blas.verify`) and for ``parallel``, which
+        calls none."""
         if self.strategy == "parallel":
             return None
-        return blas.routes().get(self.route_name) if self.route_name else blas.default_route()
+        return blas.route(self.route_name) if self.route_name else blas.default_route()
 
     def unavailable_reason(self):
         """Why this very variant cannot run here: numba missing, or the BLAS route it calls (the
@@ -203,7 +261,7 @@ class NumbaBackend(Backend):
         if self.strategy == "parallel" or self.route is not None:
             return None
         wanted = [self.route_name] if self.route_name else list(blas.ROUTE_NAMES)
-        return "no BLAS route here: " + "; ".join(f"{name} {blas.ROUTE_NEEDS[name]}" for name in wanted)
+        return "no BLAS route here: " + "; ".join(f"{name} {blas.why_not(name)}" for name in wanted)
 
     def describe(self):
         """``numba_blas``: the description of the BLAS route the kernels call (empty for
@@ -215,6 +273,7 @@ class NumbaBackend(Backend):
         reason = self.unavailable_reason()
         if reason:
             raise RuntimeError(f"backend {self.name}: {reason}")
-        prepared = NumbaPrepared(spec, weights, self.strategy, self.route or NO_BLAS)
+        plan = plans.current(self.variants()) if self.strategy == "auto" else None
+        prepared = NumbaPrepared(spec, weights, self.strategy, self.route or NO_BLAS, plan)
         prepared.compile()
         return prepared

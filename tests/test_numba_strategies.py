@@ -36,10 +36,11 @@ def test_forcing_a_strategy_by_name():
 
 
 @pytest.mark.parametrize("hidden, batch", [(8, 3), (64, 64), (256, 1)])
-def test_plain_numba_runs_the_strategy_the_rule_chooses(hidden, batch):
-    """``numba`` (auto) gives the very bits of the strategy :func:`choose_strategy` names, and not
-    those of every other strategy: it dispatches by the rule.  (The forced strategies, not plain
-    ``numba``, run the equivalence matrix.)"""
+def test_plain_numba_runs_the_strategy_the_rule_chooses(hidden, batch, monkeypatch):
+    """Without a plan, ``numba`` (auto) gives the very bits of the strategy :func:`choose_strategy`
+    names, and not those of every other strategy: it dispatches by the rule.  (The forced
+    strategies, not plain ``numba``, run the equivalence matrix; tests/test_plan.py, the plan.)"""
+    monkeypatch.setenv("RNN_BENCH_PLAN", "off")
     spec = CellSpec("gru", 5, hidden)
     weights = init_weights(spec)
     x, hx = make_inputs(spec, 4, batch, True)
@@ -78,7 +79,7 @@ def test_float32_tanh_approximation_accuracy():
 
 
 @pytest.mark.parametrize("mode", ["rnn_tanh", "rnn_relu", "lstm", "gru"])
-@pytest.mark.parametrize("variant", ["blas", "blas@openblas"])
+@pytest.mark.parametrize("variant", ["blas", "blas@openblas", "blas@scipy-openblas32"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_blas_with_rows_over_threads_matches_the_reference(mode, variant, dtype):
     """B * H >= 4096 takes the path that spreads the rows' updates over threads (MKL route) and,

@@ -21,8 +21,16 @@ that must not load them.  A backend that cannot run says why through
 choices it can be forced to are its :meth:`Backend.variants`
 (``"name:variant"``); what a result row should record about it (its BLAS,
 its threads) is :meth:`Backend.describe`.  Inputs are validated once in
-:mod:`kernels.checks` before any backend code runs.  A backward pass would be
-added as ``Prepared.backward``.
+:mod:`kernels.checks` before any backend code runs.
+
+Passes: every backend runs ``"forward"``; a backend that also computes
+gradients declares ``"forward_backward"`` in :meth:`Backend.passes` and
+implements the three backward methods of :class:`Prepared`
+(``to_device_backward``, ``run_backward`` -- the timed call -- and
+``backward_to_host``); :meth:`Backend.forward_backward` is the validated
+NumPy-level call.  A pass a backend does not declare is unavailable, with that
+reason, wherever it is asked for (the harness reports such rows
+``unavailable``).
 """
 
 from __future__ import annotations
@@ -31,8 +39,12 @@ import abc
 
 import numpy as np
 
-from .checks import check_forward_args
+from .checks import check_forward_args, check_grad_args
 from .spec import CellSpec
+
+#: The passes a benchmark can time: the forward pass alone, or forward then backward through time
+#: (the gradients of every parameter, the input and the initial state).
+PASSES = ("forward", "forward_backward")
 
 
 class Prepared(abc.ABC):
@@ -58,6 +70,23 @@ class Prepared(abc.ABC):
     def to_host(self, result):
         """``run``'s result as NumPy: ``(output, h_n)``, or ``(output, (h_n, c_n))`` for LSTM."""
 
+    # --- the forward_backward pass, for backends that declare it (Backend.passes) ---------
+    def to_device_backward(self, x, h0=None, c0=None, grad_output=None, grad_h_n=None, grad_c_n=None) -> tuple:
+        """Place validated inputs and gradient seeds (``None``: zeros) where :meth:`run_backward`
+        wants them; returns its arguments."""
+        raise NotImplementedError(f"{type(self).__name__} has no forward_backward pass")
+
+    def run_backward(self, *args):
+        """The timed call of the ``forward_backward`` pass: the forward pass, then the gradients of
+        ``sum(output * grad_output) + sum(h_n * grad_h_n) (+ sum(c_n * grad_c_n))`` with respect to
+        every parameter, the input and the initial state; finished on return."""
+        raise NotImplementedError(f"{type(self).__name__} has no forward_backward pass")
+
+    def backward_to_host(self, result):
+        """``run_backward``'s result as NumPy: ``(output, h_n, grads)`` (``h_n`` a pair for LSTM),
+        ``grads`` as :meth:`Backend.forward_backward` documents."""
+        raise NotImplementedError(f"{type(self).__name__} has no forward_backward pass")
+
 
 class Backend(abc.ABC):
     """One implementation of the forward pass; see the module docstring."""
@@ -76,6 +105,10 @@ class Backend(abc.ABC):
     def unavailable_reason(self) -> str | None:
         """``None`` when the backend can run here, else why not (one line)."""
         return None
+
+    def passes(self) -> tuple[str, ...]:
+        """The passes (of :data:`PASSES`) this backend runs; only ``"forward"`` by default."""
+        return ("forward",)
 
     def describe(self) -> dict[str, object]:
         """Result-row metadata about this backend as it runs here, ``{column: value}`` with
@@ -117,6 +150,45 @@ class Backend(abc.ABC):
         prepared = self.prepare(spec, weights)
         return prepared.to_host(prepared.run(*prepared.to_device(x, h0, c0)))
 
+    def forward_backward(self, spec: CellSpec, weights: dict[str, np.ndarray], x: np.ndarray, hx=None,
+                         grad_output=None, grad_h_n=None):
+        """The forward pass, then backpropagation through time, as ``torch.autograd`` gives it.
+
+        It computes the gradient of ``sum(output * grad_output) + sum(h_n * grad_h_n)`` (plus
+        ``sum(c_n * grad_c_n)`` for LSTM) with respect to every parameter, the input and the
+        initial state.
+
+        Args:
+            spec, weights, x, hx: as :meth:`forward`.
+            grad_output: ``None`` (zeros) or an array of ``output``'s shape and layout.
+            grad_h_n: ``None`` (zeros) or an array of ``h_n``'s shape (D*L, B, H); for LSTM also
+                ``(grad_h_n, grad_c_n)``, either ``None`` for zeros.
+
+        Returns:
+            ``(output, h_n, grads)``: ``output`` and ``h_n`` as :meth:`forward` returns them
+            (``h_n`` is ``(h_n, c_n)`` for LSTM); ``grads`` is ``{name: array}`` with every
+            ``state_dict`` name (the weight's shape), ``"input"`` (``x``'s shape and layout),
+            ``"h0"`` and for LSTM ``"c0"`` ((D*L, B, H), also when ``hx`` was ``None``), all in
+            ``spec.dtype``.
+
+        Raises:
+            TypeError, ValueError: bad input or seed, from :mod:`kernels.checks`.
+            RuntimeError: the backend is unavailable here, or does not run this pass (the
+                reason is given).
+        """
+        x, h0, c0 = check_forward_args(spec, weights, x, hx)
+        seeds = check_grad_args(spec, x, grad_output, grad_h_n)
+        reason = self.unavailable_reason()
+        if reason is None and "forward_backward" not in self.passes():
+            reason = "it has no forward_backward pass"
+        if reason is not None:
+            raise RuntimeError(f"backend {self.name!r} is unavailable: {reason}")
+        timesteps, batch = spec.timesteps_batch(x)
+        if batch == 0:
+            return empty_backward(spec, timesteps)
+        prepared = self.prepare(spec, weights)
+        return prepared.backward_to_host(prepared.run_backward(*prepared.to_device_backward(x, h0, c0, *seeds)))
+
     def __repr__(self):
         return f"<{type(self).__name__} {self.name!r}>"
 
@@ -126,3 +198,14 @@ def empty_result(spec: CellSpec, timesteps: int):
     out = np.zeros(spec.output_shape(timesteps, 0), spec.dtype)
     h_n = np.zeros(spec.state_shape(0), spec.dtype)
     return (out, (h_n, h_n.copy())) if spec.mode == "lstm" else (out, h_n)
+
+
+def empty_backward(spec: CellSpec, timesteps: int):
+    """``forward_backward``'s result for B = 0: empty outputs, zero weight gradients."""
+    output, state = empty_result(spec, timesteps)
+    grads = {name: np.zeros(shape, spec.dtype) for name, shape in spec.weight_shapes().items()}
+    grads["input"] = np.zeros(spec.input_shape(timesteps, 0), spec.dtype)
+    grads["h0"] = np.zeros(spec.state_shape(0), spec.dtype)
+    if spec.mode == "lstm":
+        grads["c0"] = np.zeros(spec.state_shape(0), spec.dtype)
+    return output, state, grads

@@ -264,15 +264,20 @@ def cmd_charrnn(args) -> int:
 
     from .charrnn import PRINT_EVERY, SOURCE, TARGET, train, write_csv
 
-    if args.epochs < 1:
-        return fail(f"--epochs: expected a positive number, got {args.epochs}")
+    if args.epochs < 1 or args.threads < 1:
+        return fail(f"--epochs, --threads: expected positive numbers, got {args.epochs}, {args.threads}")
+    import os
+
+    from .environment import thread_env
+
+    os.environ.update(thread_env(args.threads))  # before numba or torch start their pools
     names = args.backends.split(",") if args.backends else backend_names()
     print(f"charrnn: {SOURCE!r} -> {TARGET!r}, {args.dtype}, {args.epochs} epochs, Adam lr 0.1; "
           f"loss and prediction every {PRINT_EVERY} epochs")
     rows, failed = [], 0
     for name in names:
         try:
-            got = train(name, args.dtype, args.epochs)
+            got = train(name, args.dtype, args.epochs, args.threads)
         except RuntimeError as exc:
             print(f"{name}: skipped: {exc}")
             continue
@@ -370,6 +375,7 @@ def main(argv=None) -> int:
     char.add_argument("--dtype", choices=["float32", "float64"], default="float32", help="(default float32)")
     char.add_argument("--epochs", type=int, default=101, help="training epochs (default 101)")
     char.add_argument("--out", help="CSV of the printed epochs: backend, dtype, epoch, loss, prediction, seconds")
+    char.add_argument("--threads", type=int, default=1, help="threads of every pool in this process (default 1)")
     char.set_defaults(func=cmd_charrnn)
 
     worker = sub.add_parser("worker", help="(internal) one worker process of a run, started by the runner")

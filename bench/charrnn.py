@@ -22,8 +22,10 @@ U(-1/sqrt(8), 1/sqrt(8)) as ``nn.Linear`` draws them.
   ``nn.CrossEntropyLoss`` and ``optim.Adam`` themselves.
 
 The seconds are wall-clock seconds per epoch in this one process (after one
-untimed warm-up epoch's calls), indicative only: the isolated timings of the
-pass are ``python -m bench run --passes forward_backward``.
+untimed warm-up epoch's calls, every thread pool sized to ``threads``, 1 by
+default as in the timing workers: a pool of two threads collapses when the
+machine is busy), indicative only: the isolated timings of the pass are
+``python -m bench run --passes forward_backward``.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from .environment import pin_threads
 
 SOURCE, TARGET = "recurrent", "neuralnet"
 VOCAB = "".join(sorted(set(SOURCE + TARGET)))  # 8 letters: acelnrtu
@@ -117,7 +121,7 @@ class Adam:
             p -= (self.lr / correction1) * m / (np.sqrt(v) / correction2_sqrt + self.eps)
 
 
-def train_own(name: str, dtype: str, epochs: int):
+def train_own(name: str, dtype: str, epochs: int, threads: int = 1):
     """Train through backend ``name``'s ``forward``/``forward_backward`` with NumPy's linear layer,
     loss and :class:`Adam`; yields ``(epoch, loss, prediction, seconds)`` for every epoch."""
     from kernels import get_backend
@@ -128,6 +132,7 @@ def train_own(name: str, dtype: str, epochs: int):
     x, labels = one_hot(SOURCE, dtype), targets()
     optimizer = Adam(params)
     backend.forward_backward(spec, {k: params[k] for k in rnn_names}, x)  # warm-up: compilation, not timed
+    pin_threads(threads)
     for epoch in range(epochs):
         start = time.perf_counter()
         weights = {k: params[k] for k in rnn_names}
@@ -142,7 +147,7 @@ def train_own(name: str, dtype: str, epochs: int):
         yield epoch, loss, decode(logits), time.perf_counter() - start
 
 
-def train_torch(device: str, dtype: str, epochs: int):
+def train_torch(device: str, dtype: str, epochs: int, threads: int = 1):
     """Train ``nn.RNN`` + ``nn.Linear`` with ``nn.CrossEntropyLoss`` and ``optim.Adam`` on
     ``device``; yields ``(epoch, loss, prediction, seconds)`` for every epoch."""
     import torch
@@ -164,6 +169,7 @@ def train_torch(device: str, dtype: str, epochs: int):
     with torch.no_grad():  # warm-up of the same calls, not timed
         linear(rnn(x)[0])
     sync()
+    pin_threads(threads)
     for epoch in range(epochs):
         start = time.perf_counter()
         optimizer.zero_grad()
@@ -177,9 +183,10 @@ def train_torch(device: str, dtype: str, epochs: int):
         yield epoch, float(loss.item()), decode(logits.detach().cpu().numpy()), seconds
 
 
-def train(name: str, dtype: str, epochs: int = EPOCHS) -> list[dict]:
+def train(name: str, dtype: str, epochs: int = EPOCHS, threads: int = 1) -> list[dict]:
     """One backend's training run: a row per printed epoch (0, 20, ..., and the last), with the
-    columns of :data:`COLUMNS`; ``seconds`` is the mean per epoch since the previous printed one.
+    columns of :data:`COLUMNS`; ``seconds`` is the mean per epoch since the previous printed one,
+    with every thread pool of this process sized to ``threads``.
 
     Raises:
         RuntimeError: the backend cannot run here, or has no ``forward_backward`` pass (why).
@@ -192,8 +199,8 @@ def train(name: str, dtype: str, epochs: int = EPOCHS) -> list[dict]:
     if reason is not None:
         raise RuntimeError(f"{name}: {reason}")
     parsed = parse_backend_name(name)
-    steps = train_torch(parsed.base.removeprefix("torch_"), dtype, epochs) if parsed.base in ("torch_cpu", "torch_cuda") \
-        else train_own(name, dtype, epochs)
+    steps = train_torch(parsed.base.removeprefix("torch_"), dtype, epochs, threads) \
+        if parsed.base in ("torch_cpu", "torch_cuda") else train_own(name, dtype, epochs, threads)
     rows, since = [], []
     for epoch, loss, prediction, seconds in steps:
         since.append(seconds)

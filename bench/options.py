@@ -54,6 +54,10 @@ class RunOptions:
                                     "a row's median_s is the median of their medians", type=int)
     seed: int | None = _option("seed of the random interleaved order of the worker processes (default: drawn, "
                                "and recorded on every row)", type=int)
+    passes: str | None = _option("comma-separated passes to time: forward, forward_backward (forward, then "
+                                 "backpropagation through time); every size of the grid once per pass (default: the "
+                                 "grid's passes: default both, deepbench training sizes forward_backward and inference "
+                                 "sizes forward, the others forward); part of the benchmark key")
     where: list | None = _option("keep only cases whose COLUMN equals VALUE (a spec field, timesteps, batch or "
                                  "case_id); repeatable", action="append", metavar="COLUMN=VALUE")
 

@@ -50,6 +50,9 @@ def plot_file(path: str | Path) -> list[Path]:
       (numpy time / backend time) as a heatmap over (T, H), one panel per mode
       (columns) and (backend, batch size) (rows).
 
+    The two passes are kept apart: a line per backend and pass (``forward_backward`` lines are
+    labelled ``<backend> fwd+bwd``), and speedups over ``numpy`` of the same pass.
+
     Raises:
         ValueError: the file has no timed rows.
     """
@@ -60,6 +63,7 @@ def plot_file(path: str | Path) -> list[Path]:
     plt = _pyplot()
     modes = list(dict.fromkeys(r["mode"] for r in rows))
     backends = list(dict.fromkeys(r["backend"] for r in rows))
+    series = list(dict.fromkeys((r["backend"], r["pass"]) for r in rows))
     batches = sorted({int(r["batch"]) for r in rows})
     t_max = max(int(r["timesteps"]) for r in rows)
     h_max = max(int(r["hidden_size"]) for r in rows)
@@ -70,11 +74,12 @@ def plot_file(path: str | Path) -> list[Path]:
         for i, b in enumerate(batches):
             for j, m in enumerate(modes):
                 ax = axes[i][j]
-                for backend in backends:
+                for backend, pass_ in series:
                     pts = sorted((int(r[x_col]), float(r[y_col])) for r in rows
-                                 if r["mode"] == m and int(r["batch"]) == b and r["backend"] == backend and int(r[fixed_col]) == fixed)
+                                 if r["mode"] == m and int(r["batch"]) == b and r["backend"] == backend
+                                 and r["pass"] == pass_ and int(r[fixed_col]) == fixed)
                     if pts:
-                        ax.plot(*zip(*pts), marker="o", label=backend)
+                        ax.plot(*zip(*pts), marker="o", label=_label(backend, pass_))
                 if len({x for line in ax.lines for x in line.get_xdata()}) > 1:  # a log axis needs a range
                     ax.set_xscale("log")
                     ax.set_yscale("log")
@@ -94,12 +99,12 @@ def plot_file(path: str | Path) -> list[Path]:
         lines("hidden_size", "pct_peak", "timesteps", t_max, "hidden size H", "% of this machine's GEMM peak",
               f"{path.name}: achieved FLOP/s as % of the measured GEMM peak (T={t_max})", "pct_peak_vs_hidden")
 
-    others = [(b, batch) for b in backends if b != "numpy" for batch in batches]
-    if "numpy" in backends and others:
+    others = [(b, p, batch) for b, p in series if b != "numpy" and ("numpy", p) in series for batch in batches]
+    if others:
         fig, axes = _grid(plt, len(others), len(modes), f"{path.name}: speedup over numpy (numpy time / backend time)")
-        for i, (backend, batch) in enumerate(others):
+        for i, (backend, pass_, batch) in enumerate(others):
             for j, m in enumerate(modes):
-                sel = [r for r in rows if r["mode"] == m and int(r["batch"]) == batch]
+                sel = [r for r in rows if r["mode"] == m and int(r["batch"]) == batch and r["pass"] == pass_]
                 ts = sorted({int(r["timesteps"]) for r in sel})
                 hs = sorted({int(r["hidden_size"]) for r in sel})
                 cell = {(int(r["timesteps"]), int(r["hidden_size"]), r["backend"]): float(r["median_s"]) for r in sel}
@@ -117,10 +122,15 @@ def plot_file(path: str | Path) -> list[Path]:
                 ax.set_yticks(range(len(ts)), [str(t) for t in ts])
                 ax.set_xlabel("hidden size H")
                 ax.set_ylabel("timesteps T")
-                ax.set_title(f"{backend}, {m}, B={batch}")
+                ax.set_title(f"{_label(backend, pass_)}, {m}, B={batch}")
         fig.colorbar(image, ax=axes, label="log2 of the speedup over numpy (blank: not timed)", shrink=0.5)
         written.append(_save(fig, path.with_name(f"{path.stem}.speedup_over_numpy.png")))
     return written
+
+
+def _label(backend: str, pass_: str) -> str:
+    """A line's legend: the backend, with ``fwd+bwd`` for the forward_backward pass."""
+    return backend if pass_ == "forward" else f"{backend} fwd+bwd"
 
 
 def plot_history(trends, out: Path, machine: str) -> Path:

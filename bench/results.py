@@ -17,7 +17,7 @@ from pathlib import Path
 
 #: Bumped whenever a result column is added, removed or changes meaning (:data:`ADDED` lists what
 #: each version added).
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 SPEC_COLUMNS = ["mode", "input_size", "hidden_size", "num_layers", "bias", "batch_first", "bidirectional", "dtype"]
 
@@ -28,6 +28,8 @@ COLUMNS = [
     *SPEC_COLUMNS,
     "timesteps",
     "batch",
+    # forward | forward_backward (kernels.base.PASSES): part of the benchmark key
+    "pass",
     # thread count of every pool in the timing processes: part of the benchmark key
     "threads",
     # ok | over_budget | unavailable | mismatch | error
@@ -105,7 +107,8 @@ ADDED = {2: ["weight_bytes", "gflops", "pct_peak", "numba_threads", "peak_sgemm_
          4: ["threads", "processes", "process_cv", "unstable", "seed", "prepare_s", "jit_cache", "peak_rss_bytes",
              "worker_cpus",
              "load_avg_start", "load_avg_end", "other_cores_start", "other_cores_end", "busiest_start",
-             "busiest_end", "cpu_freq_mhz", "governor"]}
+             "busiest_end", "cpu_freq_mhz", "governor"],
+         5: ["pass"]}
 
 STATUSES = ("ok", "over_budget", "unavailable", "mismatch", "error")
 
@@ -204,4 +207,6 @@ def read_results(path: str | os.PathLike) -> list[dict]:
     for r in rows:
         for c in later:
             r.setdefault(c, "")
+        if not r["pass"]:  # before schema 5 every row timed the forward pass
+            r["pass"] = "forward"
     return rows

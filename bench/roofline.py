@@ -7,8 +7,9 @@
 * memory bandwidth: the best of 3 copies of a 256 MiB array, bytes read plus
   written per second.
 
-A result's ``gflops`` is ``CellSpec.flops(T, B) / median_s``; ``pct_peak`` is
-that against the peak GEMM rate of its dtype.  The recurrence can approach
+A result's ``gflops`` is ``CellSpec.flops(T, B, pass) / median_s`` (the FLOP
+model of each pass, forward and forward_backward, is :meth:`kernels.CellSpec.flops`'s);
+``pct_peak`` is that against the peak GEMM rate of its dtype, for either pass.  The recurrence can approach
 the peak only where the per-step product is large (B*H*H big); small problems
 are bound by per-step dispatch, and a matrix-vector product (B = 1) by
 memory bandwidth over the ``weight_bytes`` it streams each step.

@@ -406,7 +406,8 @@ class Sweep:
         done = {s.label: {(r["case_id"], r["backend"]) for r in self.existing.get(s.label, [])} for s in self.sides}
         cases = [c for c in self.cases if any((c.id, b) not in done[s.label] for s in self.sides for b in self.backends)]
         rng = random.Random(self.seed)
-        job = {"grid": self.options.grid, "threads": threads, "extra_backends": self.extra_backends,
+        job = {"grid": self.options.grid, "passes": self.options.passes, "threads": threads,
+               "extra_backends": self.extra_backends,
                "policy": dataclasses.asdict(self.options.policy(self.options.grid))}
         cpus, mine = worker_cpus(threads)
         before = os.sched_getaffinity(0) if mine else None

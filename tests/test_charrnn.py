@@ -40,7 +40,7 @@ def test_float64_loss_equals_torch_at_every_printed_epoch(name, torch_float64):
     assert got[-1]["loss"] < 0.01 * got[0]["loss"]  # it learned
 
 
-@pytest.mark.parametrize("name", CPU)
+@pytest.mark.parametrize("name", [*CPU, "torch_cuda"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_predicts_neuralnet_by_epoch_20(name, dtype):
     rows = train(runnable(name), dtype, epochs=21)

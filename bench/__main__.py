@@ -69,7 +69,7 @@ def cmd_peaks(args) -> int:
 def cmd_check(args) -> int:
     """Max abs error of every backend against the float64 reference, per case."""
     from kernels import availability, backend_names, get_backend
-    from kernels.reference import TOLERANCES
+    from kernels.reference import GRAD_TOLERANCES, TOLERANCES
 
     from .measure import check
     from .table import render
@@ -97,6 +97,9 @@ def cmd_check(args) -> int:
                     row["status"], failures = f"FAIL: {problem}", failures + 1
             rows.append(row)
     tolerances = ", ".join(f"{k}: rtol={r:g} atol={a:g}" for k, (r, a) in TOLERANCES.items())
+    if any(c.pass_ == "forward_backward" for c in cases):
+        tolerances += "; forward_backward: " + ", ".join(f"{k}: rtol={r:g} atol={a:g} x scale"
+                                                         for k, (r, a) in GRAD_TOLERANCES.items())
     render(rows, column="max_abs_err", scale=1.0, title=f"max abs error vs float64 reference ({tolerances})")
     print(f"{failures} beyond tolerance" if failures else "all within tolerance")
     return 1 if failures else 0

@@ -113,8 +113,7 @@ def check(prepared: Prepared, case: Case, weights, x, steps: int, reference=None
         grad_output, grad_h_n = case.grad_seeds(steps)
         if reference is None:
             reference = reference_forward_backward(spec, weights, xs, None, grad_output, grad_h_n)
-        seeds = grad_h_n if isinstance(grad_h_n, tuple) else (grad_h_n, None)
-        args = prepared.to_device_backward(xs, None, None, grad_output, *seeds)
+        args = prepared.to_device_backward(xs, None, None, grad_output, *_split(grad_h_n))
         run, to_host, tolerances = prepared.run_backward, prepared.backward_to_host, GRAD_TOLERANCES
     else:
         if reference is None:
@@ -138,13 +137,17 @@ def check(prepared: Prepared, case: Case, weights, x, steps: int, reference=None
     return err, problem, elapsed, reference
 
 
+def _split(grad_h_n) -> tuple:
+    """``(grad_h_n, grad_c_n)`` from the contract's ``grad_h_n`` (an array, or the LSTM pair)."""
+    return grad_h_n if isinstance(grad_h_n, tuple) else (grad_h_n, None)
+
+
 def timed_call(prepared: Prepared, case: Case, x):
     """The timed call of ``case``'s pass on the full input, as a function of no arguments, with its
     inputs placed now (outside the timing): ``Prepared.run`` or ``Prepared.run_backward``."""
     if case.pass_ == "forward_backward":
         grad_output, grad_h_n = case.grad_seeds()
-        seeds = grad_h_n if isinstance(grad_h_n, tuple) else (grad_h_n, None)
-        args = prepared.to_device_backward(x, None, None, grad_output, *seeds)
+        args = prepared.to_device_backward(x, None, None, grad_output, *_split(grad_h_n))
         return lambda: prepared.run_backward(*args)
     args = prepared.to_device(x)
     return lambda: prepared.run(*args)

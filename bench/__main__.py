@@ -76,7 +76,7 @@ def cmd_peaks(args) -> int:
 def cmd_check(args) -> int:
     """Max abs error of every backend against the float64 reference, per case."""
     from kernels import availability, backend_names, get_backend
-    from kernels.reference import TOLERANCES
+    from kernels.reference import GRAD_TOLERANCES, TOLERANCES
 
     from .measure import check
     from .table import render
@@ -84,13 +84,18 @@ def cmd_check(args) -> int:
     backends = args.backends or backend_names()
     available = {name: availability(name) for name in backends}  # each name's own: a variant's, not its base's
     rows, failures, errors = [], 0, []
-    for case in get_grid(args.grid):
+    try:
+        cases = get_grid(args.grid, args.passes)
+    except ValueError as exc:
+        return fail(exc)
+    for case in cases:
         weights, x = case.inputs()
         steps = min(case.timesteps, args.max_timesteps or case.timesteps)
         reference = None
         for name in backends:
             row = {"case_id": case.id, "backend": name, "status": "ok"}
-            if (available[name] or availability(name, case.spec)) is not None:
+            if ((available[name] or availability(name, case.spec)) is not None
+                    or case.pass_ not in get_backend(name).passes()):
                 row["status"] = "unavailable"
             else:
                 try:
@@ -106,6 +111,9 @@ def cmd_check(args) -> int:
                         row["status"], failures = f"FAIL: {problem}", failures + 1
             rows.append(row)
     tolerances = ", ".join(f"{k}: rtol={r:g} atol={a:g}" for k, (r, a) in TOLERANCES.items())
+    if any(c.pass_ == "forward_backward" for c in cases):
+        tolerances += "; forward_backward: " + ", ".join(f"{k}: rtol={r:g} atol={a:g} x scale"
+                                                         for k, (r, a) in GRAD_TOLERANCES.items())
     render(rows, column="max_abs_err", scale=1.0, title=f"max abs error vs float64 reference ({tolerances})")
     for name, reason in available.items():
         if reason is not None:
@@ -197,7 +205,7 @@ def cmd_ab(args) -> int:
         if options.counts()[1] < 2:
             raise ValueError(f"--processes: expected at least 2 paired processes, got {options.processes}")
         thresholds = parse_thresholds(args.threshold or [f"{AB_THRESHOLD}"])
-        cases = select(get_grid(grid), args.where)
+        cases = select(get_grid(grid, options.passes), args.where)
     except ValueError as exc:
         return fail(exc)
     if not cases:
@@ -319,6 +327,45 @@ def cmd_plot(args) -> int:
     return 0
 
 
+def cmd_charrnn(args) -> int:
+    """Train the tutorial's character RNN on each backend; print the loss and prediction every 20
+    epochs and the seconds per epoch; optionally write them as CSV.  Exit 1 when a backend fails."""
+    from kernels import backend_names
+
+    from .charrnn import PRINT_EVERY, SOURCE, TARGET, train, write_csv
+
+    if args.epochs < 1 or args.threads < 1:
+        return fail(f"--epochs, --threads: expected positive numbers, got {args.epochs}, {args.threads}")
+    import os
+
+    from .environment import thread_env
+
+    os.environ.update(thread_env(args.threads))  # before numba or torch start their pools
+    names = args.backends.split(",") if args.backends else backend_names()
+    print(f"charrnn: {SOURCE!r} -> {TARGET!r}, {args.dtype}, {args.epochs} epochs, Adam lr 0.1; "
+          f"loss and prediction every {PRINT_EVERY} epochs")
+    rows, failed = [], 0
+    for name in names:
+        try:
+            got = train(name, args.dtype, args.epochs, args.threads)
+        except RuntimeError as exc:
+            print(f"{name}: skipped: {exc}")
+            continue
+        except Exception as exc:  # noqa: BLE001  (one backend's failure is reported, the others run)
+            print(f"{name}: error: {type(exc).__name__}: {exc}")
+            failed += 1
+            continue
+        for r in got:
+            print(f"{name:>12} epoch {r['epoch']:>4}  loss {r['loss']:.10f}  prediction {r['prediction']}  "
+                  f"{r['seconds'] * 1e3:.3f} ms/epoch")
+        rows += got
+        if args.out:
+            write_csv(Path(args.out), rows)  # after every backend: an interrupted run keeps the finished ones
+    if args.out:
+        print(f"results: {args.out}")
+    return 1 if failed else 0
+
+
 def cmd_grids(args) -> int:
     for name, make in GRIDS.items():
         cases = make()
@@ -342,6 +389,7 @@ def main(argv=None) -> int:
     chk.add_argument("--backends", help=f"comma-separated subset of {', '.join(backend_names(variants=True))} "
                                         "(default: every registered base name)")
     chk.add_argument("--max-timesteps", type=positive_int, help="check only the first N timesteps (default: all)")
+    chk.add_argument("--passes", help="comma-separated passes to check: forward, forward_backward (default: the grid's)")
     chk.set_defaults(func=cmd_check)
 
     show = sub.add_parser("show", help="print a result CSV with backends side by side")
@@ -386,7 +434,7 @@ def main(argv=None) -> int:
     cal.add_argument("--seed", type=int, help="seed of the interleaved order")
     cal.add_argument("--out-dir", help="where the files go (default results/<machine_id>)")
     cal.set_defaults(func=cmd_calibrate, grid=None, backends=None, out=None, save=False, resume=None, min_rounds=None,
-                     budget=None, check_steps=None, where=None)
+                     budget=None, check_steps=None, where=None, passes=None)
 
     tun = sub.add_parser("tune", help="time every numba strategy x BLAS route on a grid's sizes; write this machine's plan",
                          description="Time every numba variant (strategy x BLAS route) on the sizes of a grid, each in "
@@ -414,6 +462,14 @@ def main(argv=None) -> int:
     plot = sub.add_parser("plot", help="PNG plots next to a result CSV")
     plot.add_argument("file", help="result CSV")
     plot.set_defaults(func=cmd_plot)
+
+    char = sub.add_parser("charrnn", help="train the tutorial's character RNN ('recurrent' -> 'neuralnet') on each backend")
+    char.add_argument("--backends", help="comma-separated backends (default: every registered one)")
+    char.add_argument("--dtype", choices=["float32", "float64"], default="float32", help="(default float32)")
+    char.add_argument("--epochs", type=int, default=101, help="training epochs (default 101)")
+    char.add_argument("--out", help="CSV of the printed epochs: backend, dtype, epoch, loss, prediction, seconds")
+    char.add_argument("--threads", type=int, default=1, help="threads of every pool in this process (default 1)")
+    char.set_defaults(func=cmd_charrnn)
 
     worker = sub.add_parser("worker", help="(internal) one worker process of a run, started by the runner")
     worker.add_argument("job", help="the job file the runner wrote")

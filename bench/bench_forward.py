@@ -1,8 +1,10 @@
-"""The forward-pass sweep as pytest-benchmark benchmarks (see bench/plugin.py).
+"""The sweep as pytest-benchmark benchmarks (see bench/plugin.py).
 
-``pytest --benchmark-only [--grid NAME] [--backends a,b] [--out FILE.csv]``
+``pytest --benchmark-only [--grid NAME] [--backends a,b] [--passes P] [--out FILE.csv]``
 runs one benchmark per (case, backend), with ids like
-``lstm-T100-B1-H256-float32-numba``, grouped by case.
+``lstm-T100-B1-H256-float32-numba`` (``...-float32-fb-numba`` for the
+forward_backward pass), grouped by case; the name stays ``test_forward`` so
+that saved files keep their benchmark names.
 """
 
 

@@ -1,7 +1,7 @@
 """Compare two result files: ratio of medians, a significance test, a verdict.
 
-Rows are paired on the benchmark key (backend, every spec field, T, B,
-threads).  A row is a *regression* when NEW is slower by more than the
+Rows are paired on the benchmark key (backend, every spec field, T, B, the
+pass, threads).  A row is a *regression* when NEW is slower by more than the
 threshold (ratio NEW/BASE > t) **and** a one-sided test says NEW is slower at
 level ``alpha``; an *improvement* mirrors it (ratio < 1/t, NEW faster,
 significant); otherwise *unchanged*.  The test is at the unit of replication:
@@ -42,7 +42,7 @@ import numpy as np
 from .results import ADDED, SCHEMA_VERSION
 from .results import SPEC_COLUMNS, read_results, sidecar_path
 
-KEY_COLUMNS = ["backend", *SPEC_COLUMNS, "timesteps", "batch", "threads"]
+KEY_COLUMNS = ["backend", *SPEC_COLUMNS, "timesteps", "batch", "pass", "threads"]
 #: Metadata that should match for a fair comparison; a difference is a warning.  Each is compared
 #: as the set of values the file's rows hold.  Clock readings, run ids and commits are expected to
 #: differ and are not compared.
@@ -93,7 +93,11 @@ def _norm(value) -> str:
 
 
 def _key(fields: dict) -> tuple:
-    return tuple(_norm(fields.get(c)) for c in KEY_COLUMNS)
+    """The benchmark key of a row or ``extra_info``; a ``pass`` absent or empty (files before
+    schema 5) is ``forward``, the only pass timed then."""
+    values = {c: fields.get(c) for c in KEY_COLUMNS}
+    values["pass"] = values["pass"] or "forward"
+    return tuple(_norm(values[c]) for c in KEY_COLUMNS)
 
 
 def _samples_by_key(benchmarks: list) -> tuple[dict, dict]:
@@ -107,7 +111,7 @@ def _samples_by_key(benchmarks: list) -> tuple[dict, dict]:
         if not isinstance(b, dict) or not isinstance(b.get("stats"), dict):
             raise Unusable("a benchmark entry without 'stats'")
         extra = b.get("extra_info") or {}
-        ours = all(c in extra for c in KEY_COLUMNS if c != "threads")  # threads: since schema 4
+        ours = all(c in extra for c in KEY_COLUMNS if c not in ("threads", "pass"))  # since schemas 4 and 5
         key = _key(extra) if ours else ("name", b.get("fullname") or b.get("name"))
         data = b["stats"].get("data")
         samples[key] = np.asarray(data, float) if data else None

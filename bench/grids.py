@@ -1,9 +1,17 @@
 """Named sweeps, declared as data; one definition feeds the CLI and pytest.
 
 A :class:`Case` is one timed problem: a :class:`~kernels.CellSpec` plus T
-and B.  Its id reads like ``lstm-T100-B1-H256-float32``, with
-``I5``/``L3``/``bi``/``bf``/``nobias`` added only when they differ from the
-defaults (I = H, one layer, unidirectional, time-major, with bias).
+and B, and the pass timed (``forward``, or ``forward_backward``: forward then
+backpropagation through time).  Its id reads like
+``lstm-T100-B1-H256-float32``, with ``I5``/``L3``/``bi``/``bf``/``nobias``
+added only when they differ from the defaults (I = H, one layer,
+unidirectional, time-major, with bias), and ``-fb`` at the end for the
+``forward_backward`` pass.
+
+Each grid says which passes it times (``default`` both, ``deepbench`` its
+training sizes as ``forward_backward`` and its inference sizes as
+``forward``, the others ``forward``); ``--passes`` replaces that with the
+given passes for every size of the grid (:func:`get_grid`).
 """
 
 from __future__ import annotations
@@ -16,6 +24,10 @@ from importlib import resources
 import numpy as np
 
 from kernels import MODES, CellSpec, init_weights
+from kernels.base import PASSES
+
+#: The id's suffix of each pass.
+PASS_SUFFIX = {"forward": "", "forward_backward": "-fb"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,6 +35,8 @@ class Case:
     spec: CellSpec
     timesteps: int
     batch: int
+    #: ``"forward"`` or ``"forward_backward"`` (:data:`kernels.base.PASSES`)
+    pass_: str = "forward"
 
     @property
     def id(self) -> str:
@@ -35,11 +49,22 @@ class Case:
             parts.append(f"L{s.num_layers}")
         parts += [flag for flag, on in (("bi", s.bidirectional), ("bf", s.batch_first), ("nobias", not s.bias)) if on]
         parts.append(s.dtype)
-        return "-".join(parts)
+        return "-".join(parts) + PASS_SUFFIX[self.pass_]
 
     def fields(self) -> dict:
-        """Every spec field plus ``timesteps`` and ``batch``, for result rows and ``extra_info``."""
-        return {**dataclasses.asdict(self.spec), "timesteps": self.timesteps, "batch": self.batch}
+        """Every spec field plus ``timesteps``, ``batch`` and ``pass``, for result rows and ``extra_info``."""
+        return {**dataclasses.asdict(self.spec), "timesteps": self.timesteps, "batch": self.batch, "pass": self.pass_}
+
+    def grad_seeds(self, timesteps: int | None = None, seed: int = 0):
+        """``(grad_output, grad_h_n)`` for the ``forward_backward`` pass on the first ``timesteps``
+        steps (all by default): standard normal (seed ``seed + 2``) in the spec's dtype; for LSTM
+        ``grad_h_n`` is the pair ``(grad_h_n, grad_c_n)``."""
+        steps = self.timesteps if timesteps is None else min(timesteps, self.timesteps)
+        rng = np.random.default_rng(seed + 2)
+        shapes = [self.spec.output_shape(steps, self.batch)] + [self.spec.state_shape(self.batch)] * (
+            2 if self.spec.mode == "lstm" else 1)
+        seeds = [rng.standard_normal(shape, dtype=np.float32).astype(self.spec.dtype, copy=False) for shape in shapes]
+        return seeds[0], (tuple(seeds[1:]) if self.spec.mode == "lstm" else seeds[1])
 
     def inputs(self, seed: int = 0) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Weights (PyTorch's default init, ``seed``) and a standard-normal ``x``
@@ -72,8 +97,8 @@ def quick() -> list[Case]:
 
 
 def default() -> list[Case]:
-    """T in {1, 10, 100, 1000} x H in {8, 64, 256, 1024} x B in {1, 64}, every mode, I = H, float32."""
-    return _product(MODES, (1, 10, 100, 1000), (8, 64, 256, 1024), (1, 64))
+    """T in {1, 10, 100, 1000} x H in {8, 64, 256, 1024} x B in {1, 64}, every mode, I = H, float32, both passes."""
+    return with_passes(_product(MODES, (1, 10, 100, 1000), (8, 64, 256, 1024), (1, 64)), PASSES)
 
 
 def seed() -> list[Case]:
@@ -98,17 +123,20 @@ def calibration() -> list[Case]:
 
 
 DEEPBENCH_CELLS = {"vanilla": "rnn_relu", "lstm": "lstm", "gru": "gru"}
+#: The pass of each DeepBench set: training times forward and backward, inference the forward pass.
+DEEPBENCH_PASSES = {"training": "forward_backward", "inference_server": "forward", "inference_device": "forward"}
 
 
 def deepbench() -> list[Case]:
-    """Baidu DeepBench's RNN sizes (bench/workloads/deepbench_rnn.csv): one layer, I = H, float32."""
+    """Baidu DeepBench's RNN sizes (bench/workloads/deepbench_rnn.csv): one layer, I = H, float32;
+    training sizes as forward_backward, inference sizes as forward."""
     text = resources.files("bench").joinpath("workloads/deepbench_rnn.csv").read_text()
     rows = csv.DictReader(line for line in text.splitlines() if not line.startswith("#"))
     cases = []
     for row in rows:
         h = int(row["hidden_size"])
         spec = CellSpec(DEEPBENCH_CELLS[row["cell"]], h, h)
-        cases.append(Case(spec, int(row["timesteps"]), int(row["batch"])))
+        cases.append(Case(spec, int(row["timesteps"]), int(row["batch"]), DEEPBENCH_PASSES[row["set"]]))
     return list(dict.fromkeys(cases))  # the source lists a few sizes twice
 
 
@@ -120,11 +148,40 @@ GRIDS = {"quick": quick, "default": default, "seed": seed, "deepbench": deepbenc
          "smoke": smoke, "calibration": calibration}
 
 
-def get_grid(name: str) -> list[Case]:
-    """The cases of grid ``name``.  Raises ValueError for an unknown name, listing the known ones."""
+def with_passes(cases: list[Case], passes) -> list[Case]:
+    """Every distinct size (spec, T, B) of ``cases``, in order, once per pass of ``passes``."""
+    sizes = dict.fromkeys((c.spec, c.timesteps, c.batch) for c in cases)
+    return [Case(spec, t, b, p) for spec, t, b in sizes for p in passes]
+
+
+def parse_passes(text) -> tuple[str, ...] | None:
+    """``"forward,forward_backward"`` -> ``("forward", "forward_backward")``; ``None`` stays ``None``
+    (the grid's own passes).
+
+    Raises:
+        ValueError: an empty list or an unknown pass, naming ``--passes`` and the known ones.
+    """
+    if text is None:
+        return None
+    passes = tuple(dict.fromkeys(p.strip() for p in str(text).split(",") if p.strip()))
+    unknown = [p for p in passes if p not in PASSES]
+    if unknown or not passes:
+        raise ValueError(f"--passes: expected a comma-separated list of {', '.join(PASSES)}; got {text!r}")
+    return passes
+
+
+def get_grid(name: str, passes=None) -> list[Case]:
+    """The cases of grid ``name``, each with the grid's pass; with ``passes`` (a list, or the text
+    of ``--passes``) every size of the grid once per given pass instead.
+
+    Raises:
+        ValueError: an unknown name (the known ones are listed), or bad ``passes``.
+    """
     if name not in GRIDS:
         raise ValueError(f"grid: unknown name {name!r}; known: {list(GRIDS)}")
-    return GRIDS[name]()
+    cases = GRIDS[name]()
+    passes = parse_passes(passes if passes is None or isinstance(passes, str) else ",".join(passes))
+    return cases if passes is None else with_passes(cases, passes)
 
 
 def select(cases: list[Case], conditions) -> list[Case]:
@@ -136,7 +193,7 @@ def select(cases: list[Case], conditions) -> list[Case]:
     Raises:
         ValueError: a condition without ``=``, or an unknown column (the known ones are listed).
     """
-    known = ["case_id", *Case(CellSpec("rnn_tanh", 1, 1), 1, 1).fields()]
+    known = ["case_id", *Case(CellSpec("rnn_tanh", 1, 1), 1, 1).fields()]  # "pass" among them
     parsed = []
     for condition in conditions or ():
         key, sep, value = str(condition).partition("=")

@@ -1,6 +1,10 @@
 """One benchmark inside a worker process: validate against the reference, warm up, plan, time.
 
-The timed region is ``Prepared.run`` on inputs already in place; weight
+The timed region is one call of the case's pass on inputs already in place:
+``Prepared.run`` for ``forward``, ``Prepared.run_backward`` (forward, then
+backpropagation through time) for ``forward_backward``, of a backend that
+declares that pass (:meth:`kernels.Backend.passes`; otherwise the row is
+``unavailable`` with the reason); weight
 conversion, compilation, host-to-device copies, the accuracy check and a
 full warm-up call all happen before it (:func:`prepare_case`).  A round is
 ``iterations`` back-to-back calls timed with ``time.perf_counter`` and
@@ -18,7 +22,9 @@ from pathlib import Path
 
 from kernels import availability, get_backend
 from kernels.base import Prepared
-from kernels.reference import TOLERANCES, contract_problem, max_abs_error, reference_forward, within_tolerance
+from kernels.reference import (GRAD_TOLERANCES, TOLERANCES, backward_problem, contract_problem, gradient_mismatches,
+                               max_abs_error, max_abs_error_backward, reference_forward, reference_forward_backward,
+                               within_tolerance)
 
 from .environment import pin_threads
 from .grids import Case
@@ -102,30 +108,60 @@ class TimingPolicy:
 
 
 def check(prepared: Prepared, case: Case, weights, x, steps: int, reference=None):
-    """Run ``prepared`` on the first ``steps`` timesteps and compare to the float64 reference.
+    """Run ``prepared``'s pass (``case.pass_``) on the first ``steps`` timesteps and compare to the
+    float64 reference (for ``forward_backward``: output, states and every gradient, with the
+    seeds of :meth:`bench.grids.Case.grad_seeds`).
 
     Returns:
         ``(max_abs_err, problem, seconds_of_the_call, reference)``; ``problem`` is
-        ``None`` when the result keeps the output contract (arrays, shapes,
-        dtype) and is within :data:`kernels.reference.TOLERANCES` of the spec's
-        dtype, else what is wrong.
+        ``None`` when the result keeps the contract (arrays, shapes, dtype) and is within
+        :data:`kernels.reference.TOLERANCES` (:data:`~kernels.reference.GRAD_TOLERANCES` for
+        ``forward_backward``) of the spec's dtype, else what is wrong.
     """
-    xs = case.spec.first_timesteps(x, steps)
-    if reference is None:
-        reference = reference_forward(case.spec, weights, xs)
-    args = prepared.to_device(xs)
+    spec = case.spec
+    xs = spec.first_timesteps(x, steps)
+    if case.pass_ == "forward_backward":
+        grad_output, grad_h_n = case.grad_seeds(steps)
+        if reference is None:
+            reference = reference_forward_backward(spec, weights, xs, None, grad_output, grad_h_n)
+        args = prepared.to_device_backward(xs, None, None, grad_output, *_split(grad_h_n))
+        run, to_host, tolerances = prepared.run_backward, prepared.backward_to_host, GRAD_TOLERANCES
+    else:
+        if reference is None:
+            reference = reference_forward(spec, weights, xs)
+        args = prepared.to_device(xs)
+        run, to_host, tolerances = prepared.run, prepared.to_host, TOLERANCES
     start = time.perf_counter()
-    raw = prepared.run(*args)
+    raw = run(*args)
     elapsed = time.perf_counter() - start
-    got = prepared.to_host(raw)
-    problem = contract_problem(case.spec, got, reference)
+    got = to_host(raw)
+    backward = case.pass_ == "forward_backward"
+    problem = (backward_problem if backward else contract_problem)(spec, got, reference)
     if problem is not None:
         return float("nan"), problem, elapsed, reference
-    err = max_abs_error(got, reference)
-    if not within_tolerance(case.spec, got, reference):
-        rtol, atol = TOLERANCES[case.spec.dtype]
-        problem = f"max abs error {err:.3g} vs float64 reference beyond rtol={rtol:g}, atol={atol:g}"
+    err = (max_abs_error_backward if backward else max_abs_error)(got, reference)
+    bad = gradient_mismatches(spec, got, reference) if backward else (
+        [] if within_tolerance(spec, got, reference) else [f"max abs error {err:.3g}"])
+    if bad:
+        rtol, atol = tolerances[spec.dtype]
+        problem = f"{'; '.join(bad[:3])} vs float64 reference beyond rtol={rtol:g}, atol={atol:g}"
     return err, problem, elapsed, reference
+
+
+def _split(grad_h_n) -> tuple:
+    """``(grad_h_n, grad_c_n)`` from the contract's ``grad_h_n`` (an array, or the LSTM pair)."""
+    return grad_h_n if isinstance(grad_h_n, tuple) else (grad_h_n, None)
+
+
+def timed_call(prepared: Prepared, case: Case, x):
+    """The timed call of ``case``'s pass on the full input, as a function of no arguments, with its
+    inputs placed now (outside the timing): ``Prepared.run`` or ``Prepared.run_backward``."""
+    if case.pass_ == "forward_backward":
+        grad_output, grad_h_n = case.grad_seeds()
+        args = prepared.to_device_backward(x, None, None, grad_output, *_split(grad_h_n))
+        return lambda: prepared.run_backward(*args)
+    args = prepared.to_device(x)
+    return lambda: prepared.run(*args)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -207,8 +243,10 @@ def prepare_case(case: Case, backend_name: str, policy: TimingPolicy, threads: i
     """
     reason = availability(backend_name, case.spec)
     backend = get_backend(backend_name) if reason is None else None
+    if backend is not None and case.pass_ not in backend.passes():
+        reason = f"{backend_name} has no {case.pass_} pass (it runs {', '.join(backend.passes())})"
     row = {"case_id": case.id, "backend": backend_name, "device": getattr(backend, "device", ""), **case.fields(),
-           "flops": case.spec.flops(case.timesteps, case.batch), "weight_bytes": case.spec.weight_bytes()}
+           "flops": case.spec.flops(case.timesteps, case.batch, case.pass_), "weight_bytes": case.spec.weight_bytes()}
 
     def outcome(status, why, error=None):
         row.update(status=status, reason=why)
@@ -228,22 +266,23 @@ def prepare_case(case: Case, backend_name: str, policy: TimingPolicy, threads: i
             pin_threads(threads)
         steps = min(policy.check_steps, case.timesteps)
         err, problem, check_s, reference = check(prepared, case, weights, x, steps, reference)
-        row.update(max_abs_err=err, err_timesteps=steps, tolerance_ok=problem is None)
+        row.update(max_abs_err=err, err_timesteps=steps, tolerance_ok=problem is None,
+                   jit_cache=prepared.jit_cache)  # a backward compiled on its first use is counted
         if problem is not None:
             return outcome("mismatch", problem), None, reference
         rounds, iterations, note = policy.plan(check_s * case.timesteps / steps)
         if rounds == 0:
             return outcome("over_budget", note + f" (estimated from a {steps}-step run)"), None, reference
-        args = prepared.to_device(x)
+        call = timed_call(prepared, case, x)
         row["jit_cache"] = prepared.jit_cache  # a backend that compiles per shape (jax) did so in to_device
-        rounds, iterations, note = policy.plan(policy.warm_up(lambda: prepared.run(*args)))
+        rounds, iterations, note = policy.plan(policy.warm_up(call))
         row.update(prepared.ran())  # what the warm-up, a full call, ran: what is timed
         if rounds == 0:
             return outcome("over_budget", note), None, reference
     except Exception as exc:  # noqa: BLE001  (any failure of a backend is this row's outcome)
         return outcome("error", f"{type(exc).__name__}: {exc}".splitlines()[0], exc), None, reference
     row["iterations"] = iterations
-    return outcome("ok", note), Ready(lambda: prepared.run(*args), iterations, rounds, note), reference
+    return outcome("ok", note), Ready(call, iterations, rounds, note), reference
 
 
 def time_rounds(call, rounds: int, iterations: int) -> list[float]:

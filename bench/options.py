@@ -62,6 +62,10 @@ class RunOptions:
     dask: str | None = _option("run the benchmarks as tasks on the dask.distributed cluster at ADDRESS (its workers "
                                "started with --nthreads 1 --resources bench=1, one per machine); rows stream back "
                                "into this run's files", metavar="ADDRESS")
+    passes: str | None = _option("comma-separated passes to time: forward, forward_backward (forward, then "
+                                 "backpropagation through time); every size of the grid once per pass (default: the "
+                                 "grid's passes: default both, deepbench training sizes forward_backward and inference "
+                                 "sizes forward, the others forward); part of the benchmark key")
     where: list | None = _option("keep only cases whose COLUMN equals VALUE (a spec field, timesteps, batch or "
                                  "case_id); repeatable", action="append", metavar="COLUMN=VALUE")
 

@@ -59,6 +59,16 @@ def spec_label(row: dict) -> str:
     return ", ".join(parts)
 
 
+def _pass(row: dict) -> str:
+    """A row's pass; files before the ``pass`` column hold only the forward pass."""
+    return row.get("pass") or "forward"
+
+
+def _label(backend: str, pass_: str) -> str:
+    """A line's legend: the backend, with ``fwd+bwd`` for the forward_backward pass."""
+    return backend if pass_ == "forward" else f"{backend} fwd+bwd"
+
+
 def _family(row: dict) -> tuple:
     """What a panel holds fixed besides its x column and its other size: the spec, all but H
     (I only where it is not H), and B."""
@@ -116,17 +126,18 @@ def figures(rows: list[dict], name: str) -> dict:
     if not rows:
         raise ValueError(f"{name}: no timed rows to plot")
     plt = _pyplot()
-    backends = list(dict.fromkeys(r["backend"] for r in rows))
+    series = list(dict.fromkeys((r["backend"], _pass(r)) for r in rows))
     out = {}
 
     def lines(x_col, y_col, fixed_col, xlabel, ylabel, title, key):
         panels = line_panels(rows, x_col, fixed_col)
         fig, axes = _panel_grid(plt, len(panels), title)
         for ax, (panel_title, members) in zip(axes, panels):
-            for backend in backends:
-                pts = sorted((int(r[x_col]), float(r[y_col])) for r in members if r["backend"] == backend)
+            for backend, pass_ in series:
+                pts = sorted((int(r[x_col]), float(r[y_col])) for r in members
+                             if r["backend"] == backend and _pass(r) == pass_)
                 if pts:
-                    ax.plot(*zip(*pts), marker="o", label=backend)
+                    ax.plot(*zip(*pts), marker="o", label=_label(backend, pass_))
             xs = {int(r[x_col]) for r in members}
             ys = [float(r[y_col]) for r in members]
             if len(xs) > 1:  # a log axis needs a range
@@ -151,35 +162,34 @@ def figures(rows: list[dict], name: str) -> dict:
         lines("hidden_size", "pct_peak", "timesteps", "hidden size H", "% of this machine's GEMM peak",
               f"{name}: achieved FLOP/s as % of the measured GEMM peak", "pct_peak_vs_hidden")
 
-    if "numpy" in backends and len(backends) > 1:
-        families: dict = {}
-        for r in rows:
-            families.setdefault(_family(r), []).append(r)
-        panels = [(backend, family, members) for backend in backends if backend != "numpy"
-                  for family, members in families.items()
-                  if any(r["backend"] == backend for r in members) and any(r["backend"] == "numpy" for r in members)]
-        if panels:
-            fig, axes = _panel_grid(plt, len(panels), f"{name}: speedup over numpy (numpy time / backend time)")
-            for ax, (backend, family, sel) in zip(axes, panels):
-                ts = sorted({int(r["timesteps"]) for r in sel})
-                hs = sorted({int(r["hidden_size"]) for r in sel})
-                cell = {(int(r["timesteps"]), int(r["hidden_size"]), r["backend"]): float(r["median_s"]) for r in sel}
-                grid = np.full((len(ts), len(hs)), np.nan)
-                for a, t in enumerate(ts):
-                    for c, h in enumerate(hs):
-                        if (t, h, "numpy") in cell and (t, h, backend) in cell:
-                            grid[a, c] = cell[(t, h, "numpy")] / cell[(t, h, backend)]
-                image = ax.imshow(np.log2(grid), cmap="RdBu", vmin=-6, vmax=6, origin="lower", aspect="auto")
-                for (a, c), v in np.ndenumerate(grid):
-                    if np.isfinite(v):
-                        ax.text(c, a, f"{v:.2g}", ha="center", va="center", fontsize="small")
-                ax.set_xticks(range(len(hs)), [str(h) for h in hs])
-                ax.set_yticks(range(len(ts)), [str(t) for t in ts])
-                ax.set_xlabel("hidden size H")
-                ax.set_ylabel("timesteps T")
-                ax.set_title(f"{backend}: {spec_label(sel[0])}, B={family[-1]}", fontsize="medium")
-            fig.colorbar(image, ax=axes, label="log2 of the speedup over numpy (blank: not timed)", shrink=0.5)
-            out["speedup_over_numpy"] = fig
+    families: dict = {}
+    for r in rows:
+        families.setdefault((_pass(r), *_family(r)), []).append(r)
+    panels = [(backend, pass_, family, members) for backend, pass_ in series if backend != "numpy"
+              for family, members in families.items() if family[0] == pass_
+              if any(r["backend"] == backend for r in members) and any(r["backend"] == "numpy" for r in members)]
+    if panels:
+        fig, axes = _panel_grid(plt, len(panels), f"{name}: speedup over numpy (numpy time / backend time)")
+        for ax, (backend, pass_, family, sel) in zip(axes, panels):
+            ts = sorted({int(r["timesteps"]) for r in sel})
+            hs = sorted({int(r["hidden_size"]) for r in sel})
+            cell = {(int(r["timesteps"]), int(r["hidden_size"]), r["backend"]): float(r["median_s"]) for r in sel}
+            grid = np.full((len(ts), len(hs)), np.nan)
+            for a, t in enumerate(ts):
+                for c, h in enumerate(hs):
+                    if (t, h, "numpy") in cell and (t, h, backend) in cell:
+                        grid[a, c] = cell[(t, h, "numpy")] / cell[(t, h, backend)]
+            image = ax.imshow(np.log2(grid), cmap="RdBu", vmin=-6, vmax=6, origin="lower", aspect="auto")
+            for (a, c), v in np.ndenumerate(grid):
+                if np.isfinite(v):
+                    ax.text(c, a, f"{v:.2g}", ha="center", va="center", fontsize="small")
+            ax.set_xticks(range(len(hs)), [str(h) for h in hs])
+            ax.set_yticks(range(len(ts)), [str(t) for t in ts])
+            ax.set_xlabel("hidden size H")
+            ax.set_ylabel("timesteps T")
+            ax.set_title(f"{_label(backend, pass_)}: {spec_label(sel[0])}, B={family[-1]}", fontsize="medium")
+        fig.colorbar(image, ax=axes, label="log2 of the speedup over numpy (blank: not timed)", shrink=0.5)
+        out["speedup_over_numpy"] = fig
     return out
 
 
@@ -190,13 +200,13 @@ def plot_file(path: str | Path) -> list[Path]:
     spec, B, and the T or H it is drawn at: the one with the most sizes there):
 
     - ``<stem>.per_step_vs_hidden.png``: seconds per timestep against H (log-log), one
-      line per backend;
+      line per backend and pass (``fwd+bwd`` marks forward_backward);
     - ``<stem>.time_vs_timesteps.png``: seconds per call against T, same layout;
     - ``<stem>.pct_peak_vs_hidden.png``: achieved FLOP/s as % of the GEMM peak
       measured in the same run, against H (files of schema 2 and later);
     - ``<stem>.speedup_over_numpy.png``: each backend's speedup over ``numpy``
-      (numpy time / backend time) as a heatmap over (T, H), one panel per backend,
-      cell spec and batch size.
+      (numpy time / backend time, in the same pass) as a heatmap over (T, H), one panel per
+      backend, pass, cell spec and batch size.
 
     Raises:
         ValueError: the file has no timed rows.

@@ -55,17 +55,21 @@ def _backend_names(options: RunOptions, existing: list[dict]) -> list[str]:
         raise pytest.UsageError(str(exc)) from None
 
 
-def _resume_grid(options: RunOptions, rows: list[dict]) -> str:
-    """The grid of a file being resumed: --grid when given (checked), else the smallest grid holding all its cases."""
+def _resume_grid(options: RunOptions, rows: list[dict]) -> tuple[str, RunOptions]:
+    """The grid of a file being resumed: --grid when given (checked), else the smallest grid holding
+    all its cases; with its own passes, or (without --passes) the passes of the file's rows."""
     ids = {r["case_id"] for r in rows}
     recorded = {r.get("grid") for r in rows} - {None, ""}
     named = options.grid or (recorded.pop() if len(recorded) == 1 else None)
     if not ids and not named:
         raise pytest.UsageError("--resume: the file has no rows to tell its grid; pass --grid")
     candidates = [named] if named else sorted(GRIDS, key=lambda g: len(GRIDS[g]()))
+    file_passes = ",".join(dict.fromkeys(r["pass"] for r in rows))
+    tries = [options.passes] if options.passes is not None else [None, file_passes or None]
     for name in candidates:
-        if ids <= {c.id for c in get_grid(name)}:
-            return name
+        for passes in tries:
+            if ids <= {c.id for c in get_grid(name, passes)}:
+                return name, dataclasses.replace(options, passes=passes)
     raise pytest.UsageError(f"--resume: the file's cases are not all in grid {named or 'any named grid'}; pass the right --grid")
 
 
@@ -101,12 +105,12 @@ def pytest_configure(config):
         if existing and existing[0]["schema_version"] != str(SCHEMA_VERSION):
             raise pytest.UsageError(f"--resume: {options.resume} has schema_version {existing[0]['schema_version']}; "
                                     f"this code writes {SCHEMA_VERSION}, so rerun it whole")
-        grid = _resume_grid(options, existing)
+        grid, options = _resume_grid(options, existing)
         options = _resume_counts(options, existing)
     else:
         grid = options.grid or "quick"
     try:
-        cases = select(get_grid(grid), options.where)
+        cases = select(get_grid(grid, options.passes), options.where)
         if options.shard:
             from .shards import parse_shard, shard
 

@@ -28,6 +28,8 @@ COLUMNS = [
     *SPEC_COLUMNS,
     "timesteps",
     "batch",
+    # forward | forward_backward (kernels.base.PASSES): part of the benchmark key
+    "pass",
     # thread count of every pool in the timing processes: part of the benchmark key
     "threads",
     # ok | over_budget | unavailable | mismatch | error
@@ -131,7 +133,7 @@ ADDED = {2: ["weight_bytes", "gflops", "pct_peak", "numba_threads", "peak_sgemm_
              "busiest_end", "cpu_freq_mhz", "governor"],
          5: ["started", "finished", "grid", "shard", "hostname", "dask_worker", "onnx_version",
              "onnxruntime_version", "jax_version", "jaxlib_version", "onnxruntime_threads", "xla_threads",
-             "xla_flags", "weight_gbps", "sgemv_gbps", "variant", "plan"]}
+             "xla_flags", "weight_gbps", "sgemv_gbps", "variant", "plan", "pass"]}
 
 STATUSES = ("ok", "over_budget", "unavailable", "mismatch", "error")
 
@@ -235,6 +237,8 @@ def read_results(path: str | os.PathLike) -> list[dict]:
     for r in rows:
         for c in later:
             r.setdefault(c, "")
+        if not r["pass"]:  # before schema 5 every row timed the forward pass
+            r["pass"] = "forward"
     return rows
 
 

@@ -11,11 +11,12 @@
   cache), the best of 20 calls, as bytes of the matrix read per second -- the
   bandwidth a B = 1 step can reach through a BLAS on this machine.
 
-A result's ``gflops`` is ``CellSpec.flops(T, B) / median_s``; ``pct_peak`` is
-that against the peak GEMM rate of its dtype.  A B = 1 row's ``weight_gbps`` is the bytes of its
-recurrent weights (every layer's ``weight_hh``, which every step must read: the input weights'
-products can be hoisted out of the recurrence) times T, per second, to set beside ``sgemv_gbps``.
-The recurrence can approach
+A result's ``gflops`` is ``CellSpec.flops(T, B, pass) / median_s`` (the FLOP
+model of each pass, forward and forward_backward, is :meth:`kernels.CellSpec.flops`'s);
+``pct_peak`` is that against the peak GEMM rate of its dtype, for either pass.  A B = 1 row's
+``weight_gbps`` is the bytes of its recurrent weights (every layer's ``weight_hh``, which every
+step must read: the input weights' products can be hoisted out of the recurrence) times T, per
+second, to set beside ``sgemv_gbps``.  The recurrence can approach
 the peak only where the per-step product is large (B*H*H big); small problems
 are bound by per-step dispatch, and a matrix-vector product (B = 1) by
 memory bandwidth over the ``weight_bytes`` it streams each step.

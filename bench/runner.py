@@ -503,7 +503,8 @@ class Sweep:
 
     def job(self, threads: int) -> dict:
         """What every worker of this run is told (:mod:`bench.worker`), less its backend."""
-        return {"grid": self.options.grid, "threads": threads, "extra_backends": self.extra_backends,
+        return {"grid": self.options.grid, "passes": self.options.passes, "threads": threads,
+                "extra_backends": self.extra_backends,
                 "policy": dataclasses.asdict(self.options.policy(self.options.grid))}
 
     def order(self) -> list:

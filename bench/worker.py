@@ -40,7 +40,7 @@ def serve(job: dict, requests, answer) -> None:
         for part in attr.split("."):
             factory = getattr(factory, part)
         register_backend(name, factory)
-    cases = {c.id: c for c in get_grid(job["grid"])}
+    cases = {c.id: c for c in get_grid(job["grid"], job.get("passes"))}
     policy = TimingPolicy(**job["policy"])
     ready, references = None, {}
     for request in requests:

@@ -38,8 +38,16 @@ choices it can be forced to are its :meth:`Backend.variants`
 (``"name:variant"``); what a result row should record about it (its BLAS,
 its threads) is :meth:`Backend.describe`; the pools a backend makes itself
 (ONNX Runtime's per session) are sized by :meth:`Backend.use_threads`.  Inputs are validated once in
-:mod:`kernels.checks` before any backend code runs.  A backward pass would be
-added as ``Prepared.backward``.
+:mod:`kernels.checks` before any backend code runs.
+
+Passes: every backend runs ``"forward"``; a backend that also computes
+gradients declares ``"forward_backward"`` in :meth:`Backend.passes` and
+implements the three backward methods of :class:`Prepared`
+(``to_device_backward``, ``run_backward`` -- the timed call -- and
+``backward_to_host``); :meth:`Backend.forward_backward` is the validated
+NumPy-level call.  A pass a backend does not declare is unavailable, with that
+reason, wherever it is asked for (the harness reports such rows
+``unavailable``).
 """
 
 from __future__ import annotations
@@ -48,8 +56,12 @@ import abc
 
 import numpy as np
 
-from .checks import check_forward_args
+from .checks import check_forward_args, check_grad_args
 from .spec import CellSpec
+
+#: The passes a benchmark can time: the forward pass alone, or forward then backward through time
+#: (the gradients of every parameter, the input and the initial state).
+PASSES = ("forward", "forward_backward")
 
 
 class Prepared(abc.ABC):
@@ -81,6 +93,23 @@ class Prepared(abc.ABC):
         """Result-row columns about what the last :meth:`run` did where a backend decides per call
         (numba: ``variant``, ``plan``, ``numba_blas``); empty by default."""
         return {}
+
+    # --- the forward_backward pass, for backends that declare it (Backend.passes) ---------
+    def to_device_backward(self, x, h0=None, c0=None, grad_output=None, grad_h_n=None, grad_c_n=None) -> tuple:
+        """Place validated inputs and gradient seeds (``None``: zeros) where :meth:`run_backward`
+        wants them; returns its arguments."""
+        raise NotImplementedError(f"{type(self).__name__} has no forward_backward pass")
+
+    def run_backward(self, *args):
+        """The timed call of the ``forward_backward`` pass: the forward pass, then the gradients of
+        ``sum(output * grad_output) + sum(h_n * grad_h_n) (+ sum(c_n * grad_c_n))`` with respect to
+        every parameter, the input and the initial state; finished on return."""
+        raise NotImplementedError(f"{type(self).__name__} has no forward_backward pass")
+
+    def backward_to_host(self, result):
+        """``run_backward``'s result as NumPy: ``(output, h_n, grads)`` (``h_n`` a pair for LSTM),
+        ``grads`` as :meth:`Backend.forward_backward` documents."""
+        raise NotImplementedError(f"{type(self).__name__} has no forward_backward pass")
 
 
 class Backend(abc.ABC):
@@ -116,6 +145,10 @@ class Backend(abc.ABC):
         :meth:`prepare`.  Process-wide pools (BLAS, OpenMP, torch, numba, XLA) are sized by the
         worker's environment and :func:`bench.environment.pin_threads` instead, so by default
         there is nothing to size."""
+
+    def passes(self) -> tuple[str, ...]:
+        """The passes (of :data:`PASSES`) this backend runs; only ``"forward"`` by default."""
+        return ("forward",)
 
     def describe(self) -> dict[str, object]:
         """Result-row metadata about this backend as it runs here, ``{column: value}`` with
@@ -169,6 +202,45 @@ class Backend(abc.ABC):
         result = prepared.to_host(prepared.run(*prepared.to_device(inputs.x, inputs.h0, inputs.c0)))
         return unbatched_result(spec, result) if inputs.unbatched else result
 
+    def forward_backward(self, spec: CellSpec, weights: dict[str, np.ndarray], x: np.ndarray, hx=None,
+                         grad_output=None, grad_h_n=None):
+        """The forward pass, then backpropagation through time, as ``torch.autograd`` gives it.
+
+        It computes the gradient of ``sum(output * grad_output) + sum(h_n * grad_h_n)`` (plus
+        ``sum(c_n * grad_c_n)`` for LSTM) with respect to every parameter, the input and the
+        initial state.
+
+        Args:
+            spec, weights, x, hx: as :meth:`forward`.
+            grad_output: ``None`` (zeros) or an array of ``output``'s shape and layout.
+            grad_h_n: ``None`` (zeros) or an array of ``h_n``'s shape (D*L, B, H); for LSTM also
+                ``(grad_h_n, grad_c_n)``, either ``None`` for zeros.
+
+        Returns:
+            ``(output, h_n, grads)``: ``output`` and ``h_n`` as :meth:`forward` returns them
+            (``h_n`` is ``(h_n, c_n)`` for LSTM); ``grads`` is ``{name: array}`` with every
+            ``state_dict`` name (the weight's shape), ``"input"`` (``x``'s shape and layout),
+            ``"h0"`` and for LSTM ``"c0"`` ((D*L, B, H), also when ``hx`` was ``None``), all in
+            ``spec.dtype``.
+
+        Raises:
+            TypeError, ValueError: bad input or seed, from :mod:`kernels.checks`.
+            RuntimeError: the backend is unavailable here, or does not run this pass (the
+                reason is given).
+        """
+        x, h0, c0 = check_forward_args(spec, weights, x, hx)
+        seeds = check_grad_args(spec, x, grad_output, grad_h_n)
+        reason = self.unavailable_reason()
+        if reason is None and "forward_backward" not in self.passes():
+            reason = "it has no forward_backward pass"
+        if reason is not None:
+            raise RuntimeError(f"backend {self.name!r} is unavailable: {reason}")
+        timesteps, batch = spec.timesteps_batch(x)
+        if batch == 0:
+            return empty_backward(spec, timesteps)
+        prepared = self.prepare(spec, weights)
+        return prepared.backward_to_host(prepared.run_backward(*prepared.to_device_backward(x, h0, c0, *seeds)))
+
     def __repr__(self):
         return f"<{type(self).__name__} {self.name!r}>"
 
@@ -187,3 +259,14 @@ def unbatched_result(spec: CellSpec, result):
     if spec.mode == "lstm":
         return spec.unbatched(output), (state[0][:, 0, :], state[1][:, 0, :])
     return spec.unbatched(output), state[:, 0, :]
+
+
+def empty_backward(spec: CellSpec, timesteps: int):
+    """``forward_backward``'s result for B = 0: empty outputs, zero weight gradients."""
+    output, state = empty_result(spec, timesteps)
+    grads = {name: np.zeros(shape, spec.dtype) for name, shape in spec.weight_shapes().items()}
+    grads["input"] = np.zeros(spec.input_shape(timesteps, 0), spec.dtype)
+    grads["h0"] = np.zeros(spec.state_shape(0), spec.dtype)
+    if spec.mode == "lstm":
+        grads["c0"] = np.zeros(spec.state_shape(0), spec.dtype)
+    return output, state, grads

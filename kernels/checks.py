@@ -131,3 +131,42 @@ def check_forward_args(spec, weights, x, hx=None) -> tuple[dict[str, np.ndarray]
     weights = {name: standard_layout(w, spec.np_dtype) for name, w in weights.items()}
     return weights, check_inputs(spec, x, hx)
 
+
+
+def check_grad_args(spec: CellSpec, x, grad_output=None, grad_h_n=None):
+    """Validate the gradient seeds of ``forward_backward`` against ``spec`` and the checked ``x``.
+
+    Args:
+        spec: the problem.
+        x: the input as :func:`check_inputs` returned it.
+        grad_output: ``None`` (zeros) or d(loss)/d(output), the shape of ``output``:
+            (T, B, D*H), or (B, T, D*H) when ``spec.batch_first``; dtype ``spec.dtype``.
+        grad_h_n: ``None`` (zeros) or d(loss)/d(h_n), (D*L, B, H); for LSTM also the pair
+            ``(grad_h_n, grad_c_n)``, either of which may be ``None``.
+
+    Returns:
+        ``(grad_output, grad_h_n, grad_c_n)``, each an array or ``None`` (zeros); ``grad_c_n`` is
+        ``None`` except for an LSTM given a pair.
+
+    Raises:
+        TypeError: a seed that is not a NumPy array of ``spec.dtype``, or a non-LSTM pair.
+        ValueError: a seed of the wrong shape (the message gives the expected one).
+    """
+    timesteps, batch = spec.timesteps_batch(x)
+    if grad_output is not None:
+        _check_array("grad_output", grad_output, spec, spec.output_shape(timesteps, batch))
+    state = spec.state_shape(batch)
+    grad_c_n = None
+    if isinstance(grad_h_n, (tuple, list)):
+        if spec.mode != "lstm" or len(grad_h_n) != 2:
+            expected = "None, an array or a pair (grad_h_n, grad_c_n)" if spec.mode == "lstm" else "None or an array"
+            raise TypeError(f"grad_h_n: expected {expected} for {spec.mode}, got a {type(grad_h_n).__name__} "
+                            f"of {len(grad_h_n)}")
+        grad_h_n, grad_c_n = grad_h_n
+        if grad_c_n is not None:
+            _check_array("grad_h_n[1] (grad_c_n)", grad_c_n, spec, state)
+        if grad_h_n is not None:
+            _check_array("grad_h_n[0] (grad_h_n)", grad_h_n, spec, state)
+    elif grad_h_n is not None:
+        _check_array("grad_h_n", grad_h_n, spec, state)
+    return grad_output, grad_h_n, grad_c_n

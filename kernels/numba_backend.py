@@ -170,13 +170,15 @@ class NumbaPrepared(StackPrepared):
         return {"variant": self.last.variant, "plan": self.last.plan, "numba_blas": called}
 
     def convert(self, params):
+        """The forward kernels' ``(W_ih^T, W_hh^T, bx, bh)`` (biases folded except for GRU), then
+        ``W_ih`` and ``W_hh`` as stored, for the backward kernel's products."""
         w_ih, w_hh, b_ih, b_hh = params
         fold = self.spec.mode != "gru"  # GRU keeps b_hn inside r * (W_hn h + b_hn)
         bx = (b_ih + b_hh) if fold else b_ih
         bh = np.zeros_like(b_hh) if fold else b_hh
         # in the layout compile() compiled for, whatever flags the caller's arrays carry (read-only,
         # unaligned, byte-swapped): else the first run would compile again, inside a timing
-        return tuple(standard_layout(a, self.spec.np_dtype) for a in (w_ih.T, w_hh.T, bx, bh))
+        return tuple(standard_layout(a, self.spec.np_dtype) for a in (w_ih.T, w_hh.T, bx, bh, w_ih, w_hh))
 
     def layer(self, x, h0, c0, params, reverse):
         steps, batch = x.shape[0], x.shape[1]
@@ -185,7 +187,7 @@ class NumbaPrepared(StackPrepared):
         packed = self.packed(choice.route, params[1], batch) if choice.strategy == "blas" else self.unpacked
         out, h, c = self.launch(choice.strategy, self.blas_args(choice.route, packed),
                                 self.kernels.MODE_CODES[self.spec.mode], np.ascontiguousarray(x),
-                                np.ascontiguousarray(h0), c, *params, reverse)
+                                np.ascontiguousarray(h0), c, *params[:4], reverse)
         return out, h, (c if c0 is not None else None)
 
     def launch(self, strategy, *args):
@@ -195,6 +197,51 @@ class NumbaPrepared(StackPrepared):
             with LAUNCH_LOCK:
                 return kernel(*args)
         return kernel(*args)
+
+    def layer_train(self, x, h0, c0, params, reverse):
+        """The forward kernel; the cache is its inputs and output, from which the backward kernel
+        recomputes the gates (:mod:`kernels.numba_kernels`)."""
+        x = np.ascontiguousarray(x)
+        out, h, c = self.layer(x, h0, c0, params, reverse)
+        return out, h, c, (x, h0, c0, out)
+
+    def layer_backward(self, cache, d_out, d_h, d_c, params, reverse):
+        x, h0, c0, out = cache
+        choice = self.choose(x.shape[0], x.shape[1])  # the forward's choice at this size
+        zeros = np.zeros_like(h0)
+        dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh = self.launch_backward(
+            choice.strategy, self.blas_args(choice.route, self.unpacked),
+            self.kernels.STRATEGY_CODES[choice.strategy], self.kernels.MODE_CODES[self.spec.mode],
+            x, np.ascontiguousarray(h0), np.ascontiguousarray(zeros if c0 is None else c0), out, *params, reverse,
+            np.ascontiguousarray(d_out), np.ascontiguousarray(d_h), np.ascontiguousarray(zeros if d_c is None else d_c))
+        return dx, dh0, (dc0 if c0 is not None else None), (dw_ih, dw_hh, db_ih, db_hh)
+
+    def launch_backward(self, strategy, *args):
+        """The backward kernel for ``strategy`` on ``args``, under :data:`LAUNCH_LOCK` where that
+        strategy's threads must not overlap another's (it starts threads for ``parallel`` only)."""
+        if strategy in self.serialized:
+            with LAUNCH_LOCK:
+                return self.kernels._layer_backward(*args)
+        return self.kernels._layer_backward(*args)
+
+    def to_device_backward(self, x, h0=None, c0=None, grad_output=None, grad_h_n=None, grad_c_n=None):
+        self.compile_backward()
+        return super().to_device_backward(x, h0, c0, grad_output, grad_h_n, grad_c_n)
+
+    def compile_backward(self):
+        """Compile (or load from the disk cache) this dtype's backward kernel on inputs of one
+        element, before any timed call; ``jit_cache`` then says how the backward's code came."""
+        if getattr(self, "_backward_ready", False):
+            return
+        dt = self.spec.np_dtype
+        x, s, b, w = np.zeros((1, 1, 1), dt), np.zeros((1, 1), dt), np.zeros(1, dt), np.zeros((1, 1), dt)
+        kernel = self.kernels._layer_backward
+        before = (sum(kernel.stats.cache_misses.values()), sum(kernel.stats.cache_hits.values()))
+        self.launch_backward("parallel", self.blas_args(self.route, self.unpacked), 2, 0, x, s, s, x, w, w, b, b, w, w,
+                             False, x, s, s)
+        after = (sum(kernel.stats.cache_misses.values()), sum(kernel.stats.cache_hits.values()))
+        self.jit_cache = "compiled" if after[0] > before[0] else "disk cache" if after[1] > before[1] else self.jit_cache
+        self._backward_ready = True
 
     def compile(self):
         """Compile (or load from the disk cache) this dtype's signatures of the strategies this
@@ -262,6 +309,9 @@ class NumbaBackend(Backend):
             return None
         wanted = [self.route_name] if self.route_name else list(blas.ROUTE_NAMES)
         return "no BLAS route here: " + "; ".join(f"{name} {blas.why_not(name)}" for name in wanted)
+
+    def passes(self):
+        return ("forward", "forward_backward")
 
     def describe(self):
         """``numba_blas``: the description of the BLAS route the kernels call (empty for

@@ -339,6 +339,258 @@ def _layer_parallel(blas, mode, x, h0, c0, w_ih_t, w_hh_t, bx, bh, reverse):
 
 #: The kernel of each strategy (:data:`kernels.numba_backend.STRATEGIES`), all with one signature.
 LAYERS = {"blas": _layer_blas, "fused": _layer_fused, "parallel": _layer_parallel}
+
+
+# --- backpropagation through time ------------------------------------------------------------
+#
+# One kernel per layer and direction, after the forward kernel above has run: it recomputes the
+# gate pre-activations of every step at once from the stored outputs (h_{t-1} of every step is
+# known: h0 and the output), in two products over all T*B rows, applies the activations (and for
+# LSTM runs the cell-state recurrence again, pointwise), then walks the steps backwards with one
+# product per step for dh, keeping every step's gate gradients; the weight and input gradients are
+# then one product each over all steps (as cuDNN and haste accumulate them).  ``blas``: every
+# product through the BLAS; ``fused``: the products over all steps through the BLAS, the per-step
+# one as loops on blocks of rows; ``parallel``: no BLAS, blocks of rows over threads.
+
+
+@numba.njit(inline="always", **JIT)
+def _gemm_tn(blas, a, b, out):
+    """``out = a^T @ b`` through ``blas`` for C-contiguous ``a`` (K, M), ``b`` (K, N), ``out``
+    (M, N): the column-major ``out^T = b^T a`` ('N', 'T')."""
+    chars, dims, scalars = blas.chars, blas.dims, blas.scalars
+    k, m = a.shape
+    n = b.shape[1]
+    if m == 0 or n == 0 or k == 0:
+        out[:] = 0
+        return
+    chars[0], chars[1] = 78, 84  # 'N', 'T'
+    dims[0], dims[1], dims[2] = n, m, k
+    scalars[0], scalars[1] = 1, 0
+    blas.gemm(chars[0:].ctypes.data, chars[1:].ctypes.data, dims[0:].ctypes.data, dims[1:].ctypes.data,
+              dims[2:].ctypes.data, scalars.ctypes.data, b.ctypes.data, dims[0:].ctypes.data, a.ctypes.data,
+              dims[1:].ctypes.data, scalars[1:].ctypes.data, out.ctypes.data, dims[0:].ctypes.data)
+
+
+@numba.njit(**JIT)
+def _accumulate_tn(acc, a, b):
+    """``acc += a^T @ b`` as loops, for ``a`` (K, M), ``b`` (K, N), ``acc`` (M, N) C-contiguous;
+    the inner loop runs over a contiguous row of ``b`` and ``acc``."""
+    for k in range(a.shape[0]):
+        for m in range(a.shape[1]):
+            akm = a[k, m]
+            for j in range(b.shape[1]):
+                acc[m, j] += akm * b[k, j]
+
+
+@numba.njit(**JIT)
+def _product(blas, use_blas, a, b, out, beta):
+    """``out = a @ b + beta * out`` (beta 0 or 1), through the BLAS or as loops."""
+    if use_blas:
+        _gemm(blas, a[0, :0], a, b, out, beta)
+    else:
+        if beta == 0:
+            out[:] = 0
+        _accumulate(out, a, b, a.shape[0])
+
+
+@numba.njit(**JIT)
+def _product_tn(blas, use_blas, a, b, out):
+    """``out = a^T @ b``, through the BLAS or as loops."""
+    if use_blas:
+        _gemm_tn(blas, a, b, out)
+    else:
+        out[:] = 0
+        _accumulate_tn(out, a, b)
+
+
+@numba.njit(**JIT)
+def _activate_rows(mode, ax3, ah3, c0, cprev, ctanh, reverse, r0, r1):
+    """Rows ``r0:r1`` of every step: the gate pre-activations ``ax3`` (T, B, G, H) replaced by the
+    gates (LSTM: i, f, g, o; GRU: r, z, n, with ``ah3`` holding h W_hh^T + b_hh), and for LSTM the
+    cell-state recurrence again: ``cprev[t]`` the state before step t, ``ctanh[t]`` tanh(c_t).
+    Nothing to do for the Elman cells, whose derivative reads the output."""
+    steps, hidden = ax3.shape[0], ax3.shape[3]
+    if mode == LSTM:
+        for b in range(r0, r1):
+            for s in range(steps):
+                t = steps - 1 - s if reverse else s
+                before = t + 1 if reverse else t - 1
+                for j in range(hidden):
+                    c = c0[b, j] if s == 0 else ctanh[before, b, j]  # c_{t-1}, still raw (below)
+                    i = _sigmoid(ax3[t, b, 0, j])
+                    f = _sigmoid(ax3[t, b, 1, j])
+                    g = act_tanh(ax3[t, b, 2, j])
+                    o = _sigmoid(ax3[t, b, 3, j])
+                    ax3[t, b, 0, j], ax3[t, b, 1, j], ax3[t, b, 2, j], ax3[t, b, 3, j] = i, f, g, o
+                    cprev[t, b, j] = c
+                    ctanh[t, b, j] = f * c + i * g  # c_t, raw until this row's steps are done
+            for t in range(steps):
+                for j in range(hidden):
+                    ctanh[t, b, j] = act_tanh(ctanh[t, b, j])
+    elif mode == GRU:
+        for t in range(steps):
+            for b in range(r0, r1):
+                for j in range(hidden):
+                    r = _sigmoid(ax3[t, b, 0, j] + ah3[t, b, 0, j])
+                    z = _sigmoid(ax3[t, b, 1, j] + ah3[t, b, 1, j])
+                    ax3[t, b, 0, j], ax3[t, b, 1, j] = r, z
+                    ax3[t, b, 2, j] = act_tanh(ax3[t, b, 2, j] + r * ah3[t, b, 2, j])
+
+
+@numba.njit(**JIT)
+def _grad_row(mode, t, b, ax3, ah3, out, hprev, cprev, ctanh, d_out, dh, dc, dgx3, dgh3):
+    """Batch row ``b`` of step ``t`` backwards: from dh (the gradient of h_t carried from later
+    steps; ``d_out[t]`` is added here) and dc, the gate gradients ``dgx3[t, b]`` (of the
+    ``x W_ih^T + b_ih`` part) and ``dgh3[t, b]`` (of the ``h W_hh^T + b_hh`` part; the same
+    array as ``dgx3`` except for GRU); ``dh[b]`` becomes the direct part of dh_{t-1} (the product
+    with W_hh is added by the caller) and ``dc[b]`` becomes dc_{t-1}.  The derivatives of the
+    PyTorch docs' equations, as in :mod:`kernels.numpy_backend`."""
+    hidden = dh.shape[1]
+    one = type(dh[b, 0])(1.0)
+    if mode == RNN_TANH:
+        for j in range(hidden):
+            h = out[t, b, j]
+            dgx3[t, b, 0, j] = (dh[b, j] + d_out[t, b, j]) * (one - h * h)
+            dh[b, j] = 0
+    elif mode == RNN_RELU:
+        for j in range(hidden):
+            dgx3[t, b, 0, j] = (dh[b, j] + d_out[t, b, j]) if out[t, b, j] > 0 else one - one  # torch: 0 at 0
+            dh[b, j] = 0
+    elif mode == LSTM:
+        for j in range(hidden):
+            dht = dh[b, j] + d_out[t, b, j]
+            i, f, g, o = ax3[t, b, 0, j], ax3[t, b, 1, j], ax3[t, b, 2, j], ax3[t, b, 3, j]
+            tc = ctanh[t, b, j]
+            dct = dc[b, j] + dht * o * (one - tc * tc)
+            dgx3[t, b, 0, j] = dct * g * i * (one - i)
+            dgx3[t, b, 1, j] = dct * cprev[t, b, j] * f * (one - f)
+            dgx3[t, b, 2, j] = dct * i * (one - g * g)
+            dgx3[t, b, 3, j] = dht * tc * o * (one - o)
+            dc[b, j] = dct * f
+            dh[b, j] = 0
+    else:  # GRU
+        for j in range(hidden):
+            dht = dh[b, j] + d_out[t, b, j]
+            r, z, n = ax3[t, b, 0, j], ax3[t, b, 1, j], ax3[t, b, 2, j]
+            da_n = dht * (one - z) * (one - n * n)
+            da_r = da_n * ah3[t, b, 2, j] * r * (one - r)
+            da_z = dht * (hprev[t, b, j] - n) * z * (one - z)
+            dgx3[t, b, 0, j], dgx3[t, b, 1, j], dgx3[t, b, 2, j] = da_r, da_z, da_n
+            dgh3[t, b, 0, j], dgh3[t, b, 1, j], dgh3[t, b, 2, j] = da_r, da_z, da_n * r
+            dh[b, j] = dht * z
+
+
+@numba.njit(**JIT)
+def _backward_block(mode, ax3, ah3, out, hprev, cprev, ctanh, d_out, dh, dc, dgx3, dgh, dgh3, w_hh, reverse, r0, r1):
+    """Rows ``r0:r1`` through every step backwards with the per-step product dh += dgh_t W_hh as
+    loops: no BLAS call and no allocation per step."""
+    steps = ax3.shape[0]
+    for s in range(steps):
+        t = s if reverse else steps - 1 - s
+        for b in range(r0, r1):
+            _grad_row(mode, t, b, ax3, ah3, out, hprev, cprev, ctanh, d_out, dh, dc, dgx3, dgh3)
+        _accumulate(dh[r0:r1], dgh[t, r0:r1], w_hh, r1 - r0)
+
+
+@numba.njit(parallel=True, **JIT)
+def _backward_parallel(mode, ax3, ah3, c0, out, hprev, cprev, ctanh, d_out, dh, dc, dgx3, dgh, dgh3, w_hh, reverse):
+    """The ``parallel`` strategy's walk backwards: blocks of rows over threads; rows never interact
+    until the sums over all steps, so the result is deterministic."""
+    batch = dh.shape[0]
+    for i in numba.prange((batch + ROW_BLOCK - 1) // ROW_BLOCK):
+        r0, r1 = i * ROW_BLOCK, min((i + 1) * ROW_BLOCK, batch)
+        _activate_rows(mode, ax3, ah3, c0, cprev, ctanh, reverse, r0, r1)
+        _backward_block(mode, ax3, ah3, out, hprev, cprev, ctanh, d_out, dh, dc, dgx3, dgh, dgh3, w_hh,
+                        reverse, r0, r1)
+
+
+@numba.njit(**JIT)
+def _layer_backward(blas, strategy, mode, x, h0, c0, out, w_ih_t, w_hh_t, bx, bh, w_ih, w_hh, reverse,
+                    d_out, d_h, d_c):
+    """BPTT of one layer, one direction, after the forward kernel gave ``out`` (T, B, H).
+
+    ``strategy``: 0 ``blas``, 1 ``fused``, 2 ``parallel`` (:data:`STRATEGY_CODES`).  ``x`` (T, B, I),
+    ``h0``, ``c0`` (B, H) (``c0`` read by LSTM only), the forward kernels' converted weights
+    (``w_ih_t``, ``w_hh_t``, ``bx``, ``bh``) and ``w_ih`` (G*H, I), ``w_hh`` (G*H, H) as stored;
+    ``d_out`` (T, B, H), ``d_h``, ``d_c`` (B, H).  Returns ``(dx, dh0, dc0, dw_ih, dw_hh, db_ih,
+    db_hh)``, all C-contiguous."""
+    steps, batch, features = x.shape
+    hidden = h0.shape[1]
+    width = w_hh_t.shape[1]
+    gates = width // hidden
+    rows = steps * batch
+    big = strategy != 2  # the products over all steps through the BLAS
+    # h_{t-1} of every step, in input-time order
+    hprev = np.empty((steps, batch, hidden), h0.dtype)
+    for s in range(steps):
+        t = steps - 1 - s if reverse else s
+        if s == 0:
+            hprev[t] = h0
+        else:
+            hprev[t] = out[t + 1 if reverse else t - 1]
+    # the gate pre-activations of every step: x W_ih^T (+ h W_hh^T, apart for GRU) + biases
+    ax = np.empty((rows, width), h0.dtype)
+    _product(blas, big, x.reshape(rows, features), w_ih_t, ax, 0)
+    ah = np.empty((rows if mode == GRU else 0, width), h0.dtype)
+    if mode == GRU:
+        _product(blas, big, hprev.reshape(rows, hidden), w_hh_t, ah, 0)
+    else:
+        _product(blas, big, hprev.reshape(rows, hidden), w_hh_t, ax, 1)
+    for r in range(rows):
+        for j in range(width):
+            ax[r, j] += bx[j]
+        if mode == GRU:
+            for j in range(width):
+                ah[r, j] += bh[j]
+    ax3 = ax.reshape(steps, batch, gates, hidden)
+    ah3 = ah.reshape(steps if mode == GRU else 0, batch, gates, hidden)
+    lstm_steps = steps if mode == LSTM else 0
+    cprev = np.empty((lstm_steps, batch, hidden), h0.dtype)
+    ctanh = np.empty((lstm_steps, batch, hidden), h0.dtype)
+
+    dgx = np.empty((steps, batch, width), h0.dtype)
+    dgh = np.empty((steps, batch, width), h0.dtype) if mode == GRU else dgx
+    dgx3 = dgx.reshape(steps, batch, gates, hidden)
+    dgh3 = dgh.reshape(steps, batch, gates, hidden)
+    dh, dc = d_h.copy(), d_c.copy()
+    blocks = (batch + ROW_BLOCK - 1) // ROW_BLOCK
+    if strategy == 0:
+        _activate_rows(mode, ax3, ah3, c0, cprev, ctanh, reverse, 0, batch)
+        for s in range(steps):
+            t = s if reverse else steps - 1 - s
+            for b in range(batch):
+                _grad_row(mode, t, b, ax3, ah3, out, hprev, cprev, ctanh, d_out, dh, dc, dgx3, dgh3)
+            _gemm(blas, blas.packed, dgh[t], w_hh, dh, 1)
+    elif strategy == 1:
+        for i in range(blocks):
+            r0, r1 = i * ROW_BLOCK, min((i + 1) * ROW_BLOCK, batch)
+            _activate_rows(mode, ax3, ah3, c0, cprev, ctanh, reverse, r0, r1)
+            _backward_block(mode, ax3, ah3, out, hprev, cprev, ctanh, d_out, dh, dc, dgx3, dgh, dgh3, w_hh,
+                            reverse, r0, r1)
+    else:
+        _backward_parallel(mode, ax3, ah3, c0, out, hprev, cprev, ctanh, d_out, dh, dc, dgx3, dgh, dgh3, w_hh,
+                           reverse)
+    # the sums over all steps: one product each
+    dgx2, dgh2 = dgx.reshape(rows, width), dgh.reshape(rows, width)
+    dx = np.empty((rows, features), h0.dtype)
+    _product(blas, big, dgx2, w_ih, dx, 0)
+    dw_ih = np.empty((width, features), h0.dtype)
+    _product_tn(blas, big, dgx2, x.reshape(rows, features), dw_ih)
+    dw_hh = np.empty((width, hidden), h0.dtype)
+    _product_tn(blas, big, dgh2, hprev.reshape(rows, hidden), dw_hh)
+    db_ih = np.zeros(width, h0.dtype)
+    db_hh = np.zeros(width, h0.dtype)
+    for r in range(rows):
+        for j in range(width):
+            db_ih[j] += dgx2[r, j]
+            db_hh[j] += dgh2[r, j]
+    return dx.reshape(steps, batch, features), dh, dc, dw_ih, dw_hh, db_ih, db_hh
+
+
+#: The backward kernel's ``strategy`` argument per strategy name.
+STRATEGY_CODES = {"blas": 0, "fused": 1, "parallel": 2}
+
+
 #: The strategies whose kernels start numba's threads (``parallel=True``).
 LAUNCH_THREADS = frozenset(name for name, kernel in LAYERS.items() if kernel.targetoptions.get("parallel"))
 

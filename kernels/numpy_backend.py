@@ -3,6 +3,15 @@
 Each cell is the formula of the PyTorch documentation (``nn.RNN``,
 ``nn.LSTM``, ``nn.GRU``) written with NumPy arrays, one timestep at a time; no
 tricks.  Run in float64 it is also the suite's reference (:mod:`kernels.reference`).
+
+The backward pass is the textbook backpropagation through time of that loop:
+each cell's forward returns, besides the new state, what its derivative
+needs; its ``*_grad`` turns the gradient of the new state into the gradients
+of the gate pre-activations, ``dgx`` (of the ``x W_ih^T + b_ih`` part) and
+``dgh`` (of the ``h W_hh^T + b_hh`` part; equal to ``dgx`` except for GRU,
+whose ``b_hn`` sits inside ``r * (...)``), and the direct part of the state's
+gradient.  The layer then walks the steps backwards: ``dx_t = dgx W_ih``,
+``dh_{t-1} = direct + dgh W_hh``, ``dW_ih += dgx^T x_t``, ``dW_hh += dgh^T h_{t-1}``.
 """
 
 from __future__ import annotations
@@ -18,20 +27,46 @@ def sigmoid(v):
 
 
 def rnn_tanh_cell(x, h, c, w_ih, w_hh, b_ih, b_hh):
-    """h' = tanh(x W_ih^T + b_ih + h W_hh^T + b_hh)."""
-    return np.tanh(x @ w_ih.T + b_ih + h @ w_hh.T + b_hh), None
+    """h' = tanh(x W_ih^T + b_ih + h W_hh^T + b_hh).  Returns ``(h', None, cache)``."""
+    h = np.tanh(x @ w_ih.T + b_ih + h @ w_hh.T + b_hh)
+    return h, None, h
+
+
+def rnn_tanh_grad(dh, dc, h):
+    """tanh' = 1 - h'^2."""
+    da = dh * (1 - h * h)
+    return da, da, 0, None
 
 
 def rnn_relu_cell(x, h, c, w_ih, w_hh, b_ih, b_hh):
-    """h' = relu(x W_ih^T + b_ih + h W_hh^T + b_hh)."""
-    return np.maximum(x @ w_ih.T + b_ih + h @ w_hh.T + b_hh, 0), None
+    """h' = relu(x W_ih^T + b_ih + h W_hh^T + b_hh).  Returns ``(h', None, cache)``."""
+    h = np.maximum(x @ w_ih.T + b_ih + h @ w_hh.T + b_hh, 0)
+    return h, None, h
+
+
+def rnn_relu_grad(dh, dc, h):
+    """relu' = 1 where h' > 0, else 0 (torch's rule, also at 0)."""
+    da = np.where(h > 0, dh, 0)
+    return da, da, 0, None
 
 
 def lstm_cell(x, h, c, w_ih, w_hh, b_ih, b_hh):
     """Gates i, f, g, o (row blocks of W in that order); c' = f*c + i*g; h' = o*tanh(c')."""
     i, f, g, o = np.split(x @ w_ih.T + b_ih + h @ w_hh.T + b_hh, 4, axis=1)
-    c = sigmoid(f) * c + sigmoid(i) * np.tanh(g)
-    return sigmoid(o) * np.tanh(c), c
+    i, f, g, o = sigmoid(i), sigmoid(f), np.tanh(g), sigmoid(o)
+    c_new = f * c + i * g
+    tanh_c = np.tanh(c_new)
+    return o * tanh_c, c_new, (i, f, g, o, c, tanh_c)
+
+
+def lstm_grad(dh, dc, cache):
+    """dc += dh*o*tanh'(c'); then di = dc*g, df = dc*c, dg = dc*i, do = dh*tanh(c'), each times
+    its activation's derivative (sigmoid' = s(1-s), tanh' = 1-t^2); dc_prev = dc*f."""
+    i, f, g, o, c, tanh_c = cache
+    dc = dc + dh * o * (1 - tanh_c * tanh_c)
+    da = np.concatenate([dc * g * i * (1 - i), dc * c * f * (1 - f), dc * i * (1 - g * g),
+                         dh * tanh_c * o * (1 - o)], axis=1)
+    return da, da, 0, dc * f
 
 
 def gru_cell(x, h, c, w_ih, w_hh, b_ih, b_hh):
@@ -41,27 +76,76 @@ def gru_cell(x, h, c, w_ih, w_hh, b_ih, b_hh):
     r = sigmoid(x_r + h_r)
     z = sigmoid(x_z + h_z)
     n = np.tanh(x_n + r * h_n)
-    return (1 - z) * n + z * h, None
+    return (1 - z) * n + z * h, None, (h, r, z, n, h_n)
+
+
+def gru_grad(dh, dc, cache):
+    """dn = dh*(1-z), dz = dh*(h-n), dh_prev gets dh*z directly; through n = tanh(a_n):
+    d(x_n) = dn*(1-n^2), d(h_n) = that times r, dr = that times h_n."""
+    h, r, z, n, h_n = cache
+    da_n = dh * (1 - z) * (1 - n * n)
+    da_r = da_n * h_n * r * (1 - r)
+    da_z = dh * (h - n) * z * (1 - z)
+    return (np.concatenate([da_r, da_z, da_n], axis=1), np.concatenate([da_r, da_z, da_n * r], axis=1),
+            dh * z, None)
 
 
 CELLS = {"rnn_tanh": rnn_tanh_cell, "rnn_relu": rnn_relu_cell, "lstm": lstm_cell, "gru": gru_cell}
+GRADS = {"rnn_tanh": rnn_tanh_grad, "rnn_relu": rnn_relu_grad, "lstm": lstm_grad, "gru": gru_grad}
+
+
+def _steps(timesteps: int, reverse: bool):
+    """The order a direction visits the steps in."""
+    return range(timesteps - 1, -1, -1) if reverse else range(timesteps)
 
 
 class NumpyPrepared(StackPrepared):
-    def layer(self, x, h, c, params, reverse):
+    def _loop(self, x, h, c, params, reverse, keep):
         cell = CELLS[self.spec.mode]
         out = np.empty(x.shape[:2] + h.shape[1:], h.dtype)
-        steps = range(x.shape[0] - 1, -1, -1) if reverse else range(x.shape[0])
+        kept = [None] * x.shape[0] if keep else None
         # exp(-v) -> inf gives sigmoid 0, and inf - inf -> nan, as torch computes them, silently as torch does
         with np.errstate(over="ignore", invalid="ignore"):
-            for t in steps:
-                h, c = cell(x[t], h, c, *params)
+            for t in _steps(x.shape[0], reverse):
+                h_prev = h
+                h, c, cache = cell(x[t], h, c, *params)
                 out[t] = h
-        return out, h, c
+                if keep:
+                    kept[t] = (h_prev, cache)
+        return out, h, c, kept
+
+    def layer(self, x, h, c, params, reverse):
+        return self._loop(x, h, c, params, reverse, keep=False)[:3]
+
+    def layer_train(self, x, h, c, params, reverse):
+        out, h, c, kept = self._loop(x, h, c, params, reverse, keep=True)
+        return out, h, c, (x, kept)
+
+    def layer_backward(self, cache, d_out, d_h, d_c, params, reverse):
+        x, kept = cache
+        w_ih, w_hh, b_ih, b_hh = params
+        grad = GRADS[self.spec.mode]
+        dx = np.empty_like(x)
+        dw_ih, dw_hh = np.zeros_like(w_ih), np.zeros_like(w_hh)
+        db_ih, db_hh = np.zeros_like(b_ih), np.zeros_like(b_hh)
+        with np.errstate(over="ignore", invalid="ignore"):
+            for t in reversed(_steps(x.shape[0], reverse)):
+                h_prev, step_cache = kept[t]
+                dgx, dgh, direct, d_c = grad(d_h + d_out[t], d_c, step_cache)
+                dx[t] = dgx @ w_ih
+                dw_ih += dgx.T @ x[t]
+                dw_hh += dgh.T @ h_prev
+                db_ih += dgx.sum(axis=0)
+                db_hh += dgh.sum(axis=0)
+                d_h = direct + dgh @ w_hh
+        return dx, d_h, d_c, (dw_ih, dw_hh, db_ih, db_hh)
 
 
 class NumpyBackend(Backend):
     name = "numpy"
+
+    def passes(self):
+        return ("forward", "forward_backward")
 
     def prepare(self, spec, weights):
         return NumpyPrepared(spec, weights)

@@ -178,23 +178,38 @@ class CellSpec:
         return self.from_time_major(self.time_major(x)[:steps])
 
     # --- cost model ----------------------------------------------------
-    def flops(self, timesteps: int, batch: int) -> int:
-        """Floating-point operations of one forward pass (multiply-add = 2).
+    def flops(self, timesteps: int, batch: int, pass_: str = "forward") -> int:
+        """Floating-point operations of one call of ``pass_`` (multiply-add = 2).
 
-        Matrix products: per step, layer and direction ``2*G*H*(I_l + H)*B``.
-        Pointwise work per step, layer, direction and batch row, counting each
-        add, multiply and transcendental as one: bias adds ``2*G*H`` (when
-        ``bias``) plus the cell update -- rnn: H; lstm: 5H (f*c, i*g, add,
-        tanh(c), o*) + 4H activations; gru: 7H (r*hn, add, tanh, (1-z), two
-        products, add) + 3H activations.
+        ``"forward"``: matrix products per step, layer and direction ``2*G*H*(I_l + H)*B``;
+        pointwise work per step, layer, direction and batch row, counting each add, multiply and
+        transcendental as one: bias adds ``2*G*H`` (when ``bias``) plus the cell update -- rnn: H;
+        lstm: 5H (f*c, i*g, add, tanh(c), o*) + 4H activations; gru: 7H (r*hn, add, tanh, (1-z),
+        two products, add) + 3H activations.
+
+        ``"forward_backward"``: the forward pass, then backpropagation through time, whose
+        products are twice the forward's (per step the gate gradients times W_ih for dx and times
+        W_hh for dh, and their products with x and h_{t-1} for dW_ih and dW_hh: ``4*G*H*(I_l +
+        H)*B``), plus per row the bias gradients ``2*G*H`` (when ``bias``; both biases get the
+        gate gradients) and twice the forward's pointwise work (each derivative costs about two
+        operations per forward one).  The count of the algorithm, not of any one backend (a
+        backend that recomputes the forward's gates spends more).
+
+        Raises:
+            ValueError: an unknown pass.
         """
+        if pass_ not in ("forward", "forward_backward"):
+            raise ValueError(f"pass_: expected 'forward' or 'forward_backward', got {pass_!r}")
+        backward = pass_ == "forward_backward"
         pointwise = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 9, "gru": 10}[self.mode]
         total = 0
         h, g = self.hidden_size, self.gates
         for layer, _, _ in self.suffixes():
-            per_row = 2 * g * h * (self.layer_input_size(layer) + h) + pointwise * h
-            if self.bias:
-                per_row += 2 * g * h
+            products = 2 * g * h * (self.layer_input_size(layer) + h)
+            biases = 2 * g * h if self.bias else 0
+            per_row = products + pointwise * h + biases
+            if backward:
+                per_row += 2 * products + 2 * pointwise * h + biases
             total += per_row
         return total * timesteps * batch
 

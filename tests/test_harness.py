@@ -47,7 +47,7 @@ def test_every_grid_doc_line_names_its_case_count_or_sizes():
 
 def test_deepbench_grid_reads_the_workload_file():
     cases = get_grid("deepbench")
-    assert Case(CellSpec("rnn_relu", 1760, 1760), 50, 16) in cases  # "vanilla" is rnn_relu
+    assert Case(CellSpec("rnn_relu", 1760, 1760), 50, 16, "forward_backward") in cases  # "vanilla" is rnn_relu
     assert {c.spec.mode for c in cases} == {"rnn_relu", "lstm", "gru"}
 
 

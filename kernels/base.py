@@ -228,18 +228,22 @@ class Backend(abc.ABC):
             RuntimeError: the backend is unavailable here, or does not run this pass (the
                 reason is given).
         """
-        x, h0, c0 = check_forward_args(spec, weights, x, hx)
-        seeds = check_grad_args(spec, x, grad_output, grad_h_n)
+        weights, inputs = check_forward_args(spec, weights, x, hx)
+        seeds = check_grad_args(spec, inputs, grad_output, grad_h_n)
         reason = self.unavailable_reason()
         if reason is None and "forward_backward" not in self.passes():
             reason = "it has no forward_backward pass"
+        if reason is None:
+            reason = self.unavailable_for(spec)
         if reason is not None:
             raise RuntimeError(f"backend {self.name!r} is unavailable: {reason}")
-        timesteps, batch = spec.timesteps_batch(x)
+        timesteps, batch = spec.timesteps_batch(inputs.x)
         if batch == 0:
             return empty_backward(spec, timesteps)
         prepared = self.prepare(spec, weights)
-        return prepared.backward_to_host(prepared.run_backward(*prepared.to_device_backward(x, h0, c0, *seeds)))
+        result = prepared.backward_to_host(prepared.run_backward(
+            *prepared.to_device_backward(inputs.x, inputs.h0, inputs.c0, *seeds)))
+        return unbatched_backward(spec, result) if inputs.unbatched else result
 
     def __repr__(self):
         return f"<{type(self).__name__} {self.name!r}>"
@@ -259,6 +263,17 @@ def unbatched_result(spec: CellSpec, result):
     if spec.mode == "lstm":
         return spec.unbatched(output), (state[0][:, 0, :], state[1][:, 0, :])
     return spec.unbatched(output), state[:, 0, :]
+
+
+def unbatched_backward(spec: CellSpec, result):
+    """``forward_backward``'s ``result`` of a batch of one as unbatched input gets it (views):
+    :func:`unbatched_result`'s ``output`` and states, ``grads["input"]`` (T, I) and
+    ``grads["h0"]``/``grads["c0"]`` (D*L, H)."""
+    output, state, grads = result
+    output, state = unbatched_result(spec, (output, state))
+    grads = {**grads, "input": spec.unbatched(grads["input"]),
+             **{k: grads[k][:, 0, :] for k in ("h0", "c0") if k in grads}}
+    return output, state, grads
 
 
 def empty_backward(spec: CellSpec, timesteps: int):

@@ -133,28 +133,32 @@ def check_forward_args(spec, weights, x, hx=None) -> tuple[dict[str, np.ndarray]
 
 
 
-def check_grad_args(spec: CellSpec, x, grad_output=None, grad_h_n=None):
-    """Validate the gradient seeds of ``forward_backward`` against ``spec`` and the checked ``x``.
+def check_grad_args(spec: CellSpec, inputs: Inputs, grad_output=None, grad_h_n=None):
+    """Validate the gradient seeds of ``forward_backward`` against ``spec`` and the checked input,
+    and bring them into :func:`standard_layout`, with the batch axis of unbatched input added.
 
     Args:
         spec: the problem.
-        x: the input as :func:`check_inputs` returned it.
+        inputs: :func:`check_inputs`' answer for ``x`` and ``hx``.
         grad_output: ``None`` (zeros) or d(loss)/d(output), the shape of ``output``:
-            (T, B, D*H), or (B, T, D*H) when ``spec.batch_first``; dtype ``spec.dtype``.
-        grad_h_n: ``None`` (zeros) or d(loss)/d(h_n), (D*L, B, H); for LSTM also the pair
-            ``(grad_h_n, grad_c_n)``, either of which may be ``None``.
+            (T, B, D*H), or (B, T, D*H) when ``spec.batch_first``; (T, D*H) for unbatched ``x``;
+            dtype ``spec.dtype``, any layout.
+        grad_h_n: ``None`` (zeros) or d(loss)/d(h_n), (D*L, B, H) ((D*L, H) for unbatched
+            ``x``); for LSTM also the pair ``(grad_h_n, grad_c_n)``, either of which may be ``None``.
 
     Returns:
-        ``(grad_output, grad_h_n, grad_c_n)``, each an array or ``None`` (zeros); ``grad_c_n`` is
-        ``None`` except for an LSTM given a pair.
+        ``(grad_output, grad_h_n, grad_c_n)``, each a 3-D array or ``None`` (zeros); ``grad_c_n``
+        is ``None`` except for an LSTM given a pair.
 
     Raises:
         TypeError: a seed that is not a NumPy array of ``spec.dtype``, or a non-LSTM pair.
         ValueError: a seed of the wrong shape (the message gives the expected one).
     """
-    timesteps, batch = spec.timesteps_batch(x)
+    timesteps, batch = spec.timesteps_batch(inputs.x)
+    batch = None if inputs.unbatched else batch
+    why = " (unbatched, since x is (T, I))" if inputs.unbatched else ""
     if grad_output is not None:
-        _check_array("grad_output", grad_output, spec, spec.output_shape(timesteps, batch))
+        _check_array("grad_output", grad_output, spec, spec.output_shape(timesteps, batch), why)
     state = spec.state_shape(batch)
     grad_c_n = None
     if isinstance(grad_h_n, (tuple, list)):
@@ -164,9 +168,13 @@ def check_grad_args(spec: CellSpec, x, grad_output=None, grad_h_n=None):
                             f"of {len(grad_h_n)}")
         grad_h_n, grad_c_n = grad_h_n
         if grad_c_n is not None:
-            _check_array("grad_h_n[1] (grad_c_n)", grad_c_n, spec, state)
+            _check_array("grad_h_n[1] (grad_c_n)", grad_c_n, spec, state, why)
         if grad_h_n is not None:
-            _check_array("grad_h_n[0] (grad_h_n)", grad_h_n, spec, state)
+            _check_array("grad_h_n[0] (grad_h_n)", grad_h_n, spec, state, why)
     elif grad_h_n is not None:
-        _check_array("grad_h_n", grad_h_n, spec, state)
-    return grad_output, grad_h_n, grad_c_n
+        _check_array("grad_h_n", grad_h_n, spec, state, why)
+    seeds = [standard_layout(a, spec.np_dtype) for a in (grad_output, grad_h_n, grad_c_n)]
+    if inputs.unbatched:
+        seeds = [None if seeds[0] is None else spec.batched(seeds[0]),
+                 *(None if s is None else s[:, None, :] for s in seeds[1:])]
+    return tuple(seeds)

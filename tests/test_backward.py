@@ -27,6 +27,15 @@ def make_seeds(spec, timesteps, batch, seed=7):
     return grad_output, grad_h_n
 
 
+@pytest.fixture
+def backend(backend):
+    """The conftest's backend paths that run the ``forward_backward`` pass; the others skipped with
+    their reason (tests/test_passes.py checks that they refuse it)."""
+    if "forward_backward" not in backend.passes():
+        pytest.skip(f"{backend.name}: no forward_backward pass (it runs {', '.join(backend.passes())})")
+    return backend
+
+
 def assert_gradients_match(backend, spec, timesteps, batch, with_state, seed=0):
     weights = init_weights(spec, seed=seed)
     x, hx = make_inputs(spec, timesteps, batch, with_state, seed=seed + 1)

@@ -75,7 +75,7 @@ def cmd_peaks(args) -> int:
 
 def cmd_check(args) -> int:
     """Max abs error of every backend against the float64 reference, per case."""
-    from kernels import availability, backend_names, get_backend
+    from kernels import availability, backend_names, backend_passes, get_backend
     from kernels.reference import GRAD_TOLERANCES, TOLERANCES
 
     from .measure import check
@@ -84,6 +84,7 @@ def cmd_check(args) -> int:
     backends = args.backends or backend_names()
     available = {name: availability(name) for name in backends}  # each name's own: a variant's, not its base's
     rows, failures, errors = [], 0, []
+    unavailable: dict[str, dict] = {}  # name -> its reasons (a dict as an ordered set)
     try:
         cases = get_grid(args.grid, args.passes)
     except ValueError as exc:
@@ -94,9 +95,12 @@ def cmd_check(args) -> int:
         reference = None
         for name in backends:
             row = {"case_id": case.id, "backend": name, "status": "ok"}
-            if ((available[name] or availability(name, case.spec)) is not None
-                    or case.pass_ not in get_backend(name).passes()):
+            why = available[name] or availability(name, case.spec)
+            if why is None and case.pass_ not in backend_passes(get_backend(name)):
+                why = f"it has no {case.pass_} pass"
+            if why is not None:
                 row["status"] = "unavailable"
+                unavailable.setdefault(name, dict.fromkeys([]))[why] = None  # each reason once, in order
             else:
                 try:
                     backend = get_backend(name)
@@ -115,9 +119,8 @@ def cmd_check(args) -> int:
         tolerances += "; forward_backward: " + ", ".join(f"{k}: rtol={r:g} atol={a:g} x scale"
                                                          for k, (r, a) in GRAD_TOLERANCES.items())
     render(rows, column="max_abs_err", scale=1.0, title=f"max abs error vs float64 reference ({tolerances})")
-    for name, reason in available.items():
-        if reason is not None:
-            print(f"{name} unavailable: {reason}")
+    for name, reasons in unavailable.items():
+        print(f"{name} unavailable: {'; '.join(reasons)}")
     for line in errors:
         print(f"error: {line}")
     print(f"{failures} beyond tolerance or failed" if failures else "all within tolerance")
@@ -335,7 +338,9 @@ def cmd_charrnn(args) -> int:
     from .charrnn import PRINT_EVERY, SOURCE, TARGET, train, write_csv
 
     if args.epochs < 1 or args.threads < 1:
-        return fail(f"--epochs, --threads: expected positive numbers, got {args.epochs}, {args.threads}")
+        bad = [f"{flag}: expected a positive number, got {value}" for flag, value in
+               (("--epochs", args.epochs), ("--threads", args.threads)) if value < 1]
+        return fail("; ".join(bad))
     import os
 
     from .environment import thread_env
@@ -361,6 +366,9 @@ def cmd_charrnn(args) -> int:
         rows += got
         if args.out:
             write_csv(Path(args.out), rows)  # after every backend: an interrupted run keeps the finished ones
+    if not rows:
+        print("error: no backend trained (every one was skipped or failed)")
+        return 1
     if args.out:
         print(f"results: {args.out}")
     return 1 if failed else 0

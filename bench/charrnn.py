@@ -191,10 +191,10 @@ def train(name: str, dtype: str, epochs: int = EPOCHS, threads: int = 1) -> list
     Raises:
         RuntimeError: the backend cannot run here, or has no ``forward_backward`` pass (why).
     """
-    from kernels import availability, get_backend, parse_backend_name
+    from kernels import availability, backend_passes, get_backend, parse_backend_name
 
     reason = availability(name)
-    if reason is None and "forward_backward" not in get_backend(name).passes():
+    if reason is None and "forward_backward" not in backend_passes(get_backend(name)):
         reason = "it has no forward_backward pass"
     if reason is not None:
         raise RuntimeError(f"{name}: {reason}")

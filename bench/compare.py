@@ -39,16 +39,17 @@ from pathlib import Path
 
 import numpy as np
 
-from .results import ADDED, SCHEMA_VERSION
+from .results import ADDED, READ_AS, SCHEMA_VERSION
 from .results import SPEC_COLUMNS, read_results, sidecar_path
 
 KEY_COLUMNS = ["backend", *SPEC_COLUMNS, "timesteps", "batch", "pass", "threads"]
 #: Metadata that should match for a fair comparison; a difference is a warning.  Each is compared
 #: as the set of values the file's rows hold.  Clock readings, run ids and commits are expected to
-#: differ and are not compared.
+#: differ and are not compared; so is ``peak_blas``, which names the fastest of the BLAS libraries
+#: in one run's peak measurement and flips between near ties from run to run.
 COMPARED_METADATA = ["machine_id", "cpu_model", "cores", "blas", "blas_threads", "torch_threads", "python_version",
                      "numpy_version", "numba_version", "scipy_version", "torch_version", "numba_blas",
-                     "thread_pools", "numba_threads", "peak_blas", "onnx_version", "onnxruntime_version",
+                     "thread_pools", "numba_threads", "onnx_version", "onnxruntime_version",
                      "jax_version", "jaxlib_version", "onnxruntime_threads", "xla_threads", "xla_flags"]
 #: What a plain pytest-benchmark JSON's ``machine_info`` and ``commit_info`` say that should match
 #: for a fair comparison: (name in warnings, path in the document).  Ours carry the rows' metadata.
@@ -455,7 +456,7 @@ def common_columns(base: Side, new: Side) -> list[str]:
         return []
     old, older = (base, "BASE") if base.schema_version < new.schema_version else (new, "NEW")
     missing = added_since(old.schema_version)
-    dropped = [i for i, c in enumerate(KEY_COLUMNS) if c in missing]
+    dropped = [i for i, c in enumerate(KEY_COLUMNS) if c in missing and c not in READ_AS]  # READ_AS ones are filled
     for name, side in (("BASE", base), ("NEW", new)):
         entries = {}
         for k, e in side.entries.items():

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 
-from kernels import availability, get_backend
+from kernels import availability, backend_passes, get_backend
 from kernels.base import Prepared
 from kernels.reference import (GRAD_TOLERANCES, TOLERANCES, backward_problem, contract_problem, gradient_mismatches,
                                max_abs_error, max_abs_error_backward, reference_forward, reference_forward_backward,
@@ -243,8 +243,8 @@ def prepare_case(case: Case, backend_name: str, policy: TimingPolicy, threads: i
     """
     reason = availability(backend_name, case.spec)
     backend = get_backend(backend_name) if reason is None else None
-    if backend is not None and case.pass_ not in backend.passes():
-        reason = f"{backend_name} has no {case.pass_} pass (it runs {', '.join(backend.passes())})"
+    if backend is not None and case.pass_ not in backend_passes(backend):
+        reason = f"{backend_name} has no {case.pass_} pass (it runs {', '.join(backend_passes(backend))})"
     row = {"case_id": case.id, "backend": backend_name, "device": getattr(backend, "device", ""), **case.fields(),
            "flops": case.spec.flops(case.timesteps, case.batch, case.pass_), "weight_bytes": case.spec.weight_bytes()}
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from .base import Backend, Prepared
 from .registry import (BACKENDS, ENTRY_POINT_GROUP, BackendName, availability, available_backends, backend_names,
-                       get_backend, parse_backend_list, parse_backend_name, register_backend)
+                       backend_passes, get_backend, parse_backend_list, parse_backend_name, register_backend)
 from .spec import DTYPES, MODES, CellSpec
 from .weights import init_weights, validate_weights
 
@@ -25,6 +25,7 @@ __all__ = [
     "MODES",
     "Backend",
     "BackendName",
+    "backend_passes",
     "ENTRY_POINT_GROUP",
     "CellSpec",
     "Prepared",

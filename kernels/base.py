@@ -189,18 +189,25 @@ class Backend(abc.ABC):
                 (:meth:`unavailable_for`); the reason is given.
         """
         weights, inputs = check_forward_args(spec, weights, x, hx)
-        reason = self.unavailable_reason()
-        if reason is not None:
-            raise RuntimeError(f"backend {self.name!r} is unavailable: {reason}")
-        reason = self.unavailable_for(spec)
-        if reason is not None:
-            raise RuntimeError(f"backend {self.name!r} is unavailable for this spec: {reason}")
+        self._require(spec, "forward")
         timesteps, batch = spec.timesteps_batch(inputs.x)
         if batch == 0:
             return empty_result(spec, timesteps)
         prepared = self.prepare(spec, weights)
         result = prepared.to_host(prepared.run(*prepared.to_device(inputs.x, inputs.h0, inputs.c0)))
         return unbatched_result(spec, result) if inputs.unbatched else result
+
+    def _require(self, spec: CellSpec, pass_: str) -> None:
+        """Raise RuntimeError, with the reason, where this backend cannot run ``pass_`` of ``spec``
+        here: unavailable, without that pass, or unable to compute that spec."""
+        reason = self.unavailable_reason()
+        if reason is not None:
+            raise RuntimeError(f"backend {self.name!r} is unavailable: {reason}")
+        if pass_ not in self.passes():
+            raise RuntimeError(f"backend {self.name!r} is unavailable: it has no {pass_} pass")
+        reason = self.unavailable_for(spec)
+        if reason is not None:
+            raise RuntimeError(f"backend {self.name!r} is unavailable for this spec: {reason}")
 
     def forward_backward(self, spec: CellSpec, weights: dict[str, np.ndarray], x: np.ndarray, hx=None,
                          grad_output=None, grad_h_n=None):
@@ -230,13 +237,7 @@ class Backend(abc.ABC):
         """
         weights, inputs = check_forward_args(spec, weights, x, hx)
         seeds = check_grad_args(spec, inputs, grad_output, grad_h_n)
-        reason = self.unavailable_reason()
-        if reason is None and "forward_backward" not in self.passes():
-            reason = "it has no forward_backward pass"
-        if reason is None:
-            reason = self.unavailable_for(spec)
-        if reason is not None:
-            raise RuntimeError(f"backend {self.name!r} is unavailable: {reason}")
+        self._require(spec, "forward_backward")
         timesteps, batch = spec.timesteps_batch(inputs.x)
         if batch == 0:
             return empty_backward(spec, timesteps)

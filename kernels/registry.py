@@ -211,3 +211,10 @@ def available_backends(names=None) -> dict[str, str | None]:
     """``{name: None}`` for backends that can run here, ``{name: reason}`` for the others;
     ``names`` defaults to every registered base name."""
     return {name: availability(name) for name in (backend_names() if names is None else names)}
+
+
+def backend_passes(backend) -> tuple[str, ...]:
+    """The passes ``backend`` (an instance) runs: its :meth:`~kernels.base.Backend.passes`, or
+    ``("forward",)`` for a backend not derived from Backend that does not declare them."""
+    declared = getattr(backend, "passes", None)
+    return tuple(declared()) if callable(declared) else ("forward",)

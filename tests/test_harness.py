@@ -173,6 +173,7 @@ class BrokenBackend(NumpyBackend):
 
 def test_an_exception_is_an_error_outcome_with_its_row(monkeypatch):
     monkeypatch.setitem(kernels.BACKENDS, "broken", ("tests.test_harness", "BrokenBackend", ()))
+    monkeypatch.delitem(kernels.registry._instances, "broken", raising=False)  # another test's "broken" may be cached
     case = Case(CellSpec("gru", 3, 4), 5, 2)
     outcome, _, _ = prepare_case(case, "broken", TimingPolicy())
     assert outcome.status == outcome.row["status"] == "error"

@@ -106,7 +106,10 @@ def test_check_reports_a_backend_that_fails_instead_of_dying(monkeypatch, capsys
     import kernels
     from bench.__main__ import main
 
+    from kernels import registry
+
     monkeypatch.setitem(kernels.BACKENDS, "broken", (__name__, "BrokenBackend", ()))
+    monkeypatch.delitem(registry._instances, "broken", raising=False)  # another test's "broken" may be cached
     assert main(["check", "--grid", "smoke", "--backends", "numpy,broken"]) == 1
     out = capsys.readouterr().out
     assert "error: rnn_tanh-T5-B2-I3-H4-float32 broken: RuntimeError: route vanished" in out

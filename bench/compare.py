@@ -94,10 +94,11 @@ def _norm(value) -> str:
 
 
 def _key(fields: dict) -> tuple:
-    """The benchmark key of a row or ``extra_info``; a ``pass`` absent or empty (files before
-    schema 5) is ``forward``, the only pass timed then."""
+    """The benchmark key of a row or ``extra_info``; a key column absent or empty in files made
+    before it existed takes its known value there (:data:`bench.results.READ_AS`: ``pass`` is
+    ``forward``, the only pass timed then)."""
     values = {c: fields.get(c) for c in KEY_COLUMNS}
-    values["pass"] = values["pass"] or "forward"
+    values.update({c: values[c] or value for c, value in READ_AS.items()})
     return tuple(_norm(values[c]) for c in KEY_COLUMNS)
 
 

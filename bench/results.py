@@ -90,7 +90,7 @@ COLUMNS = [
     "mem_bandwidth_gbs",
     # NumPy's float32 matrix-vector product, the bandwidth a B = 1 step can reach (bench.roofline)
     "sgemv_gbps",
-    # the BLAS behind the peaks, and the one the numba backend calls (kernels.blas)
+    # the BLAS behind the peaks, and the one the numba backend calls (kernels.numba.blas)
     "peak_blas",
     "numba_blas",
     # what the numba backend ran (e.g. blas@openblas) and the tuned plan that chose it ("" for the rule)

@@ -2,7 +2,7 @@
 
 * peak GEMM rate: the best of 3 square matrix products of n = 1024,
   ``2 n^3 / seconds``, in float32 (SGEMM) and float64 (DGEMM), through the
-  fastest BLAS present: NumPy's and each route of :mod:`kernels.blas` (MKL
+  fastest BLAS present: NumPy's and each route of :mod:`kernels.numba.blas` (MKL
   inside torch, SciPy's OpenBLAS); ``peak_blas`` names the winners;
 * memory bandwidth: the best of 3 copies of a 256 MiB array, bytes read plus
   written per second;
@@ -40,7 +40,7 @@ def _best(call, repeats: int = 3) -> float:
 
 def _products() -> dict:
     """``{name: product(a, b, out)}`` of every BLAS present."""
-    from kernels import blas
+    from kernels.numba import blas
 
     found = {"numpy": lambda a, b, out: np.matmul(a, b, out=out)}
     for name, route in blas.routes().items():

@@ -568,12 +568,12 @@ class Sweep:
 
 def plan_note(progress) -> None:
     """Tell ``progress`` which tuned plan plain ``numba`` follows in this run's workers, or why a
-    plan file there is not used (:mod:`kernels.plan`; the workers' own warnings go to their
+    plan file there is not used (:mod:`kernels.numba.plan`; the workers' own warnings go to their
     stderr).  Neither numba nor torch is imported for it."""
     import warnings
 
-    from kernels import plan as plans
-    from kernels.numba_backend import NumbaBackend
+    from kernels.numba import plan as plans
+    from kernels.numba.backend import NumbaBackend
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", plans.PlanWarning)

@@ -1,5 +1,5 @@
 """``python -m bench tune``: measure which numba variant is fastest at each size here, and write
-this machine's plan (:mod:`kernels.plan`), which plain ``numba`` then follows.
+this machine's plan (:mod:`kernels.numba.plan`), which plain ``numba`` then follows.
 
 A tune is a sweep (:class:`bench.runner.Sweep`) whose backends are the numba variants: every
 strategy on every BLAS route (``numba:parallel``, ``numba:blas@mkl``, ``numba:fused@openblas``,
@@ -30,10 +30,10 @@ TUNE_BUDGET = 1800.0
 
 def tune_backends() -> list[str]:
     """The numba variants a tune times: ``parallel`` (no BLAS), then each strategy that calls a
-    BLAS on each route of :data:`kernels.blas.ROUTE_NAMES` (the plain ``blas``/``fused`` are the
+    BLAS on each route of :data:`kernels.numba.blas.ROUTE_NAMES` (the plain ``blas``/``fused`` are the
     default route's, so they are not repeated).  Nothing is imported for it but the names."""
-    from kernels.blas import ROUTE_NAMES
-    from kernels.numba_backend import ROUTED, STRATEGIES
+    from kernels.numba.blas import ROUTE_NAMES
+    from kernels.numba.backend import ROUTED, STRATEGIES
 
     unrouted = [s for s in STRATEGIES if s not in ROUTED]
     return [f"numba:{s}" for s in unrouted] + [f"numba:{s}@{r}" for s in ROUTED for r in ROUTE_NAMES]
@@ -61,13 +61,13 @@ def entry_key(row: dict) -> tuple:
 
 
 def build_plan(rows: list[dict], meta: dict) -> dict:
-    """The plan document (:mod:`kernels.plan`'s format) from a tune's result rows.
+    """The plan document (:mod:`kernels.numba.plan`'s format) from a tune's result rows.
 
     Per case (mode, dtype, pass, T, B, H): the variant with the smallest ``median_s`` among the
     rows of status ``ok``; ``candidates`` holds every such variant's ``median_s``.  A case with
     no row ``ok`` gets no entry.  ``meta`` gives ``machine_id`` and the record fields
     (``git_commit``, ``grid``, ``threads``, ``processes``, ``source``)."""
-    from kernels.plan import FORMAT, VERSION
+    from kernels.numba.plan import FORMAT, VERSION
 
     by_case: dict = {}
     for row in rows:
@@ -92,7 +92,7 @@ def default_plan_path(machine: str) -> Path:
     ``<repo>/results/<machine>/plan.json`` (where runs look for it)."""
     import os
 
-    from kernels.plan import PLAN_ENV, REPO
+    from kernels.numba.plan import PLAN_ENV, REPO
 
     given = os.environ.get(PLAN_ENV, "").strip()
     if given and given.lower() != "off":
@@ -102,9 +102,9 @@ def default_plan_path(machine: str) -> Path:
 
 def rule_variant(case: Case, routes_here: list[str]) -> str:
     """What plain ``numba`` runs at ``case`` without a plan: the rule's strategy, on the first
-    route of :data:`kernels.blas.ROUTE_NAMES` present in ``routes_here`` for a strategy that calls
+    route of :data:`kernels.numba.blas.ROUTE_NAMES` present in ``routes_here`` for a strategy that calls
     a BLAS."""
-    from kernels.numba_backend import ROUTED, choose_strategy
+    from kernels.numba.backend import ROUTED, choose_strategy
 
     strategy = choose_strategy(case.spec, case.batch)
     return f"{strategy}@{routes_here[0]}" if strategy in ROUTED and routes_here else strategy
@@ -112,7 +112,7 @@ def rule_variant(case: Case, routes_here: list[str]) -> str:
 
 def summary(plan: dict, cases: list[Case], rows: list[dict]) -> list[str]:
     """One line per entry: the plan's variant and time, and the rule's choice with its ratio."""
-    from kernels.blas import ROUTE_NAMES
+    from kernels.numba.blas import ROUTE_NAMES
 
     timed = {r["backend"].partition("@")[2] for r in rows if r.get("status") == "ok" and "@" in r["backend"]}
     routes_here = [r for r in ROUTE_NAMES if r in timed]
@@ -167,7 +167,7 @@ def tune(options: RunOptions, cases: list[Case], budget: float, out: Path | None
 
 
 def _display(path: Path) -> str:
-    from kernels.plan import REPO
+    from kernels.numba.plan import REPO
 
     try:
         return str(path.resolve().relative_to(REPO))

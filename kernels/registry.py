@@ -34,7 +34,7 @@ ENTRY_POINT_GROUP = "rnn_cell_bench.backends"
 
 BACKENDS = {
     "numpy": ("kernels.numpy_backend", "NumpyBackend", ()),
-    "numba": ("kernels.numba_backend", "NumbaBackend", ()),
+    "numba": ("kernels.numba", "NumbaBackend", ()),
     "torch_cpu": ("kernels.torch_backend", "TorchBackend", ("cpu",)),
     "torch_cuda": ("kernels.torch_backend", "TorchBackend", ("cuda",)),
     "onnxruntime": ("kernels.onnxruntime_backend", "OnnxRuntimeBackend", ()),

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from kernels import availability, backend_names, get_backend
-from kernels.blas import ROUTE_NAMES
+from kernels.numba.blas import ROUTE_NAMES
 
 #: Each distinct code path once: every backend without variants; numba's ``parallel`` (no BLAS) and
 #: ``fused`` (its one BLAS call, the projection, on the default route), and ``blas`` once per BLAS

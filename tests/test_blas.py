@@ -1,4 +1,4 @@
-"""The BLAS routes of kernels.blas: products, packing, forcing one, and what a run records."""
+"""The BLAS routes of kernels.numba.blas: products, packing, forcing one, and what a run records."""
 
 import dataclasses
 import os
@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from bench.roofline import measure_peaks
-from kernels import CellSpec, blas, get_backend
-from kernels.numba_backend import NumbaBackend
+from kernels import CellSpec, get_backend
+from kernels.numba import blas
+from kernels.numba.backend import NumbaBackend
 
 ROUTES = list(blas.routes())
 
@@ -200,7 +201,7 @@ def test_mkl_asked_for_ilp64_is_dropped_as_such(tmp_path):
     reason, in a fresh process; as it comes (LP64) it is a route."""
     if blas.why_not("mkl-wheel") == blas.ROUTE_NEEDS["mkl-wheel"]:
         pytest.skip(f"mkl-wheel: {blas.ROUTE_NEEDS['mkl-wheel']}")
-    script = "from kernels import blas; print('WHY', blas.why_not('mkl-wheel'))"
+    script = "from kernels.numba import blas; print('WHY', blas.why_not('mkl-wheel'))"
     env = {**os.environ, "MKL_INTERFACE_LAYER": "ILP64"}
     proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]

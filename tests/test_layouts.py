@@ -140,7 +140,7 @@ def test_numba_run_sees_only_the_types_prepare_compiled(path, monkeypatch):
     reason = availability(path)
     if reason is not None:
         pytest.skip(f"{path}: {reason}")
-    from kernels import numba_kernels
+    from kernels.numba import compiled as numba_kernels
 
     calls = []
     dispatchers = dict(numba_kernels.LAYERS)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from kernels import CellSpec, get_backend, init_weights
-from kernels.numba_backend import STRATEGIES, choose_strategy
+from kernels.numba.backend import STRATEGIES, choose_strategy
 from kernels.reference import contract_problem, flatten, max_abs_error, reference_forward, within_tolerance
 
 from .conftest import make_inputs

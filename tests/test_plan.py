@@ -14,9 +14,10 @@ from bench.measure import TimingPolicy, prepare_case
 from bench.options import RunOptions
 from bench.roofline import place
 from bench.tune import build_plan, tune_backends, tune_options
-from kernels import CellSpec, blas, get_backend, init_weights
-from kernels import plan as plans
-from kernels.numba_backend import NumbaBackend
+from kernels import CellSpec, get_backend, init_weights
+from kernels.numba import blas
+from kernels.numba import plan as plans
+from kernels.numba.backend import NumbaBackend
 
 from .conftest import make_inputs
 

@@ -1,6 +1,6 @@
 """A variant's availability is the variant's own, with its reason, wherever names are used.
 
-An absent BLAS route is simulated by taking routes out of :func:`kernels.blas.routes`: in this
+An absent BLAS route is simulated by taking routes out of :func:`kernels.numba.blas.routes`: in this
 process with ``monkeypatch``, and for a run, whose workers are processes of their own, with a
 ``sitecustomize`` module on ``PYTHONPATH`` that does the same in every process.
 """
@@ -15,7 +15,8 @@ import pytest
 from bench.grids import Case
 from bench.measure import TimingPolicy, prepare_case
 from bench.results import read_results
-from kernels import CellSpec, availability, backend_names, blas
+from kernels import CellSpec, availability, backend_names
+from kernels.numba import blas
 
 ROOT = Path(__file__).resolve().parent.parent
 NUMBA_NAMES = [n for n in backend_names(variants=True) if n.partition(":")[0] == "numba"]
@@ -120,7 +121,7 @@ def test_a_run_records_absent_variants_with_the_reason(tmp_path):
     """``bench run`` end to end, routes taken away in the parent and in every worker."""
     site = tmp_path / "site"
     site.mkdir()
-    (site / "sitecustomize.py").write_text("import kernels.blas\nkernels.blas.route = lambda name: None\n")
+    (site / "sitecustomize.py").write_text("import kernels.numba.blas\nkernels.numba.blas.route = lambda name: None\n")
     out = tmp_path / "run.csv"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(ROOT)])}
     proc = subprocess.run([sys.executable, "-m", "bench", "run", "--grid", "smoke", "--where",

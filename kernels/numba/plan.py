@@ -1,13 +1,15 @@
 """A tuned plan: which numba variant runs at which size on one machine (FFTW's wisdom, here).
 
-``python -m bench tune`` (:mod:`bench.tune`) times every numba strategy on every BLAS route on a
-grid's sizes in isolated workers and writes the winner of each size to a plan file; the plain
-``numba`` backend then follows the plan of the machine it runs on, and falls back to its rule
-(:func:`kernels.numba_backend.choose_strategy`) where there is none.
+``python -m bench tune`` times every numba strategy on every BLAS route on a grid's sizes in
+isolated workers and writes the winner of each size to a plan file; the plain ``numba`` backend
+then follows the plan it is handed, and falls back to its rule
+(:func:`kernels.numba.backend.choose_strategy`) where there is none.
 
-**Where**: ``$RNN_BENCH_PLAN`` when set -- a file, or ``off`` to use no plan -- else
-``<repo>/results/<machine_id>/plan.json`` (:func:`bench.environment.machine_id`), a file a user
-can commit, edit or delete.
+**Where**: the file ``$RNN_BENCH_PLAN`` names (unset, empty or ``off``: no plan).  This package
+never looks for a plan itself: the harness hands each process its machine's plan
+(``results/<machine_id>/plan.json``, a file a user can commit, edit or delete) through that
+variable, and names the machine in ``$RNN_BENCH_MACHINE_ID``; a plan made on another machine than
+the one named there is not used.
 
 **Format** (JSON, human-readable and editable)::
 
@@ -32,7 +34,8 @@ on a tie) -- whatever the number of layers and directions (each layer runs alone
 mode, dtype and pass: the rule.
 
 A plan file that cannot be read (not JSON, a wrong format, a bad entry or variant) or that was
-made on another machine gives a :class:`PlanWarning` saying so and is not used.
+made on another machine than ``$RNN_BENCH_MACHINE_ID`` gives a :class:`PlanWarning` saying so and
+is not used.
 """
 
 from __future__ import annotations
@@ -48,11 +51,15 @@ from pathlib import Path
 
 #: The environment variable naming the plan file (or ``off``).
 PLAN_ENV = "RNN_BENCH_PLAN"
+#: The environment variable naming this machine (the harness's ``machine_id``): a plan made on
+#: another machine is not used.
+MACHINE_ENV = "RNN_BENCH_MACHINE_ID"
 FORMAT = "rnn-cell-bench plan"
 VERSION = 1
 #: The pass of an entry without one (the only pass timed today).
 DEFAULT_PASS = "forward"
-REPO = Path(__file__).resolve().parent.parent
+#: The checkout: a plan under it is labelled by its path relative to it.
+REPO = Path(__file__).resolve().parents[2]
 
 
 class PlanWarning(UserWarning):
@@ -134,45 +141,34 @@ def read_plan(path, variants=None) -> Plan:
 
 
 def plan_path() -> Path | None:
-    """The plan file this process would follow (it may not exist), or ``None`` when
-    ``$RNN_BENCH_PLAN`` is ``off`` or no plan file exists under ``<repo>/results/`` at all (then
-    the machine's id is not worked out: that takes a second)."""
-    given = os.environ.get(PLAN_ENV)
-    if given is not None:
-        return None if given.strip().lower() in ("off", "") else Path(given)
-    if not any((REPO / "results").glob("*/plan.json")):
-        return None
-    from bench.environment import machine_id  # imported here: kernels never need bench otherwise
-
-    return REPO / "results" / machine_id() / "plan.json"
+    """The plan file this process is handed (``$RNN_BENCH_PLAN``; it may not exist), or ``None``
+    when the variable is unset, empty or ``off``."""
+    given = os.environ.get(PLAN_ENV, "").strip()
+    return None if given.lower() in ("off", "") else Path(given)
 
 
 def current(variants=None) -> Plan | None:
     """The plan this process follows (:func:`plan_path`), read once per path and process; ``None``
-    when there is none, or when it is malformed or was made on another machine (a
-    :class:`PlanWarning` says which and why)."""
+    when there is none, or when it is missing, malformed, or made on another machine than
+    ``$RNN_BENCH_MACHINE_ID`` names (a :class:`PlanWarning` says which and why)."""
     path = plan_path()
     if path is None:
         return None
-    return _load(str(path), os.environ.get(PLAN_ENV) is not None, tuple(variants) if variants else None)
+    return _load(str(path), os.environ.get(MACHINE_ENV, ""), tuple(variants) if variants else None)
 
 
 @functools.cache
-def _load(path: str, named: bool, variants) -> Plan | None:
+def _load(path: str, machine: str, variants) -> Plan | None:
     if not Path(path).is_file():
-        if named:  # asked for by name, so its absence is news
-            warnings.warn(PlanWarning(f"{PLAN_ENV}={path}: no such file; using the rule"), stacklevel=3)
+        warnings.warn(PlanWarning(f"{PLAN_ENV}={path}: no such file; using the rule"), stacklevel=3)
         return None
     try:
         plan = read_plan(path, variants)
     except PlanError as exc:
         warnings.warn(PlanWarning(f"{exc}; not used, using the rule"), stacklevel=3)
         return None
-    from bench.environment import machine_id
-
-    here = machine_id()
-    if plan.machine_id != here:
-        warnings.warn(PlanWarning(f"plan {path} was made on machine {plan.machine_id!r}, this is {here!r}; "
+    if machine and plan.machine_id != machine:
+        warnings.warn(PlanWarning(f"plan {path} was made on machine {plan.machine_id!r}, this is {machine!r}; "
                                   "not used, using the rule (run `python -m bench tune` here)"), stacklevel=3)
         return None
     return plan

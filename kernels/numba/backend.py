@@ -9,7 +9,7 @@
   pass per batch row for biases and gates, rows spread over threads where
   the BLAS's own threads leave the cores between calls (MKL's OpenMP ones
   do; OpenBLAS's spin).  The BLAS is reached through
-  :mod:`kernels.blas` (MKL inside torch by default; SciPy's OpenBLAS).  For
+  :mod:`kernels.numba.blas` (MKL inside torch by default; SciPy's OpenBLAS).  For
   large H or B, where the products are compute-bound.
 * ``fused``: the same hoisted projection, then blocks of batch rows through
   all timesteps on one thread with the recurrent product as loops: k in
@@ -23,13 +23,13 @@
   every run, bitwise-identical results.  For small H, where a BLAS call costs
   more than the arithmetic (and its spinning threads take the cores).
 
-Plain ``numba`` follows this machine's tuned plan (:mod:`kernels.plan`, written by
+Plain ``numba`` follows this machine's tuned plan (:mod:`kernels.numba.plan`, written by
 ``python -m bench tune``): per mode, dtype and pass, the variant -- strategy and BLAS route --
 measured fastest at the nearest size in log space; without a plan, :func:`choose_strategy`'s rule
 on the default route.  ``get_backend("numba:fused")`` forces a strategy,
 ``get_backend("numba:blas@openblas")`` a BLAS route too (:meth:`NumbaBackend.variants` lists
 them).  The compiled code is in
-:mod:`kernels.numba_kernels`, imported (and so numba loaded) only by
+:mod:`kernels.numba.compiled`, imported (and so numba loaded) only by
 ``prepare``; this module's names, variants and availability need neither
 numba nor torch.  ``prepare`` compiles, or loads from numba's disk cache,
 before any timing.
@@ -45,15 +45,15 @@ import numpy as np
 
 from . import blas
 from . import plan as plans
-from .base import Backend
-from .checks import standard_layout
-from .stack import StackPrepared
+from ..base import Backend
+from ..checks import standard_layout
+from ..stack import StackPrepared
 
 STRATEGIES = ("blas", "fused", "parallel")
 #: Strategies that call a BLAS, and so can be forced onto a route: ``"blas@openblas"``.
 ROUTED = ("blas", "fused")
 #: Held around a kernel that starts numba's threads where the threading layer cannot take two
-#: launches at once (:func:`kernels.numba_kernels.serialize_launches`); one per process, since the
+#: launches at once (:func:`kernels.numba.compiled.serialize_launches`); one per process, since the
 #: threading layer is.
 LAUNCH_LOCK = threading.Lock()
 
@@ -63,7 +63,7 @@ def _no_blas(*args):
 
 
 #: What ``parallel``, which calls no BLAS, passes for the BLAS: the kernels' argument record
-#: (:class:`kernels.numba_kernels.BlasArgs`) is one type for every strategy, so it needs pointers
+#: (:class:`kernels.numba.compiled.BlasArgs`) is one type for every strategy, so it needs pointers
 #: of ``?gemm_``'s type; these are never called.
 NO_BLAS = blas.Route("none", "", {"float32": blas.GEMM(_no_blas), "float64": blas.GEMM(_no_blas)})
 
@@ -106,9 +106,9 @@ class NumbaPrepared(StackPrepared):
     thread runs."""
 
     def __init__(self, spec, weights, strategy, route, plan=None):
-        from . import numba_kernels
+        from . import compiled
 
-        self.kernels = numba_kernels
+        self.kernels = compiled
         self.strategy, self.route, self.plan = strategy, route, plan
         self.unpacked = np.empty(0, spec.np_dtype)
         # the BLAS's by-pointer arguments: transa/transb, m/n/k, alpha/beta (BlasArgs)
@@ -116,13 +116,13 @@ class NumbaPrepared(StackPrepared):
         self._packed = {}
         #: strategies whose kernels run under LAUNCH_LOCK: all that start threads until compile()
         #: has seen which threading layer numba chose
-        self.serialized = numba_kernels.LAUNCH_THREADS
+        self.serialized = compiled.LAUNCH_THREADS
         self._choices = {}
         self.last: Choice | None = None
         super().__init__(spec, weights)
 
     def blas_args(self, route, packed):
-        """The kernels' :class:`kernels.numba_kernels.BlasArgs` for ``route`` with ``packed``
+        """The kernels' :class:`kernels.numba.compiled.BlasArgs` for ``route`` with ``packed``
         W_hh^T (or empty)."""
         dtype = self.spec.np_dtype
         return self.kernels.BlasArgs(route.gemm(dtype), route.compute(dtype), packed, route.openmp, *self.scratch)
@@ -200,7 +200,7 @@ class NumbaPrepared(StackPrepared):
 
     def layer_train(self, x, h0, c0, params, reverse):
         """The forward kernel; the cache is its inputs and output, from which the backward kernel
-        recomputes the gates (:mod:`kernels.numba_kernels`)."""
+        recomputes the gates (:mod:`kernels.numba.compiled`)."""
         x = np.ascontiguousarray(x)
         out, h, c = self.layer(x, h0, c0, params, reverse)
         return out, h, c, (x, h0, c0, out)
@@ -272,7 +272,7 @@ class NumbaBackend(Backend):
     """``variant``: ``"auto"`` (this machine's plan, else :func:`choose_strategy`) or one of
     :meth:`variants`: a strategy,
     or ``"<strategy>@<route>"`` for a strategy that calls a BLAS, to force the route too
-    (:mod:`kernels.blas`; default :func:`kernels.blas.default_route`), e.g. ``"blas@openblas"``.
+    (:mod:`kernels.numba.blas`; default :func:`kernels.numba.blas.default_route`), e.g. ``"blas@openblas"``.
 
     Raises:
         ValueError: an unknown variant (the message lists the known ones).
@@ -293,7 +293,7 @@ class NumbaBackend(Backend):
     @property
     def route(self) -> blas.Route | None:
         """The BLAS route this backend calls, or ``None`` where it is not present (or every route
-        present was dropped by its check, :func:`kernels.blas.verify`) and for ``parallel``, which
+        present was dropped by its check, :func:`kernels.numba.blas.verify`) and for ``parallel``, which
         calls none."""
         if self.strategy == "parallel":
             return None

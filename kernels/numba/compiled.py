@@ -1,6 +1,6 @@
 """The numba backend's compiled kernels: one layer, one direction, three strategies.
 
-What each strategy does and when it is chosen is in :mod:`kernels.numba_backend`;
+What each strategy does and when it is chosen is in :mod:`kernels.numba.backend`;
 this module holds only the ``@njit`` code and the argument record the kernels
 take, so that importing the backend's name, variants and availability never
 loads numba.  Every function is compiled once per signature and cached on
@@ -34,10 +34,10 @@ MODE_CODES = {"rnn_tanh": RNN_TANH, "rnn_relu": RNN_RELU, "lstm": LSTM, "gru": G
 
 
 class BlasArgs(NamedTuple):
-    """What a kernel needs of the BLAS (:mod:`kernels.blas`), as one argument.
+    """What a kernel needs of the BLAS (:mod:`kernels.numba.blas`), as one argument.
 
     ``gemm``: ``?gemm_``; ``compute``: ``?gemm_compute_``, or ``?gemm_`` where the BLAS cannot
-    pack; ``packed``: W_hh^T as packed by :meth:`kernels.blas.Route.pack`, or empty (then
+    pack; ``packed``: W_hh^T as packed by :meth:`kernels.numba.blas.Route.pack`, or empty (then
     ``gemm`` is called); ``row_threads``: whether the rows' updates may be spread over numba's
     threads between BLAS calls (the BLAS's own threads leave the cores: ``Route.openmp``);
     ``chars`` (2,) uint8, ``dims`` (3,) int32, ``scalars`` (2,) of the dtype: scratch for the
@@ -195,7 +195,7 @@ def _accumulate(acc, v, w, rows):
 def _gemm(blas, packed, a, b, out, beta):
     """``out = a @ b + beta * out`` through ``blas`` (:class:`BlasArgs`), for C-contiguous ``a``
     (M, K), ``b`` (K, N), ``out`` (M, N) of one dtype: the column-major ``out^T = b^T a^T``.
-    ``packed``: ``b`` as packed by :meth:`kernels.blas.Route.pack` (then ``?gemm_compute_`` is
+    ``packed``: ``b`` as packed by :meth:`kernels.numba.blas.Route.pack` (then ``?gemm_compute_`` is
     called), or empty (then ``?gemm_``)."""
     chars, dims, scalars = blas.chars, blas.dims, blas.scalars
     m, k = a.shape
@@ -337,7 +337,7 @@ def _layer_parallel(blas, mode, x, h0, c0, w_ih_t, w_hh_t, bx, bh, reverse):
     return out, h, c
 
 
-#: The kernel of each strategy (:data:`kernels.numba_backend.STRATEGIES`), all with one signature.
+#: The kernel of each strategy (:data:`kernels.numba.backend.STRATEGIES`), all with one signature.
 LAYERS = {"blas": _layer_blas, "fused": _layer_fused, "parallel": _layer_parallel}
 
 

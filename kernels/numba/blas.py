@@ -29,7 +29,7 @@ present but answers wrong is in :func:`dropped` with the reason; :func:`why_not`
 route cannot be used here.  A route is found and checked when first asked for (:func:`route`), so a
 worker loads only the libraries of the routes it calls.
 
-:func:`default_route`, used where nothing else chooses (no tuned plan, :mod:`kernels.plan`), is
+:func:`default_route`, used where nothing else chooses (no tuned plan, :mod:`kernels.numba.plan`), is
 the first verified route of :data:`ROUTE_NAMES`: MKL, the fastest for this suite's per-step
 products on the machine the rule was measured on (README, "BLAS routes"); a plan measured on the
 machine at hand chooses per size instead.  NumPy's own OpenBLAS is ILP64 and reachable only under

@@ -51,7 +51,8 @@ def timing_sanity(lengths=(50, 200), batch: int = 64, hidden: int = 512) -> dict
     from kernels import CellSpec
 
     from .grids import Case
-    from .measure import TimingPolicy, prepare_case, time_rounds
+    from .timing.measure import prepare_case, time_rounds
+    from .timing.policy import TimingPolicy
 
     policy = TimingPolicy(max_time=0.5)
     medians = {}

@@ -8,6 +8,10 @@ added only when they differ from the defaults (I = H, one layer,
 unidirectional, time-major, with bias), and ``-fb`` at the end for the
 ``forward_backward`` pass.
 
+A grid runs on any scheduler in parts: :func:`shard` picks the K-th of N parts of its cases,
+the same on every run and machine, balanced by an estimate of each case's cost; a CI matrix or
+a batch system's array job runs one part per job, and ``bench merge`` joins them.
+
 Each grid says which passes it times (``default`` both, ``deepbench`` its
 training sizes as ``forward_backward`` and its inference sizes as
 ``forward``, the others ``forward``); ``--passes`` replaces that with the
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import difflib
 import itertools
 from importlib import resources
 
@@ -25,6 +30,8 @@ import numpy as np
 
 from kernels import MODES, CellSpec, init_weights
 from kernels.base import PASSES
+
+from .timing.policy import TimingPolicy
 
 #: The id's suffix of each pass.
 PASS_SUFFIX = {"forward": "", "forward_backward": "-fb"}
@@ -184,20 +191,118 @@ def get_grid(name: str, passes=None) -> list[Case]:
     return cases if passes is None else with_passes(cases, passes)
 
 
+#: The letters of prose for the columns ``--where`` takes (T, B, H, I, L).
+LETTERS = {"T": "timesteps", "B": "batch", "H": "hidden_size", "I": "input_size", "L": "num_layers"}
+
+
+def where_columns() -> list[str]:
+    """The columns ``--where`` can select on: ``case_id``, every spec field, T, B and the pass."""
+    return ["case_id", *Case(CellSpec("rnn_tanh", 1, 1), 1, 1).fields()]
+
+
+def parse_where(conditions) -> list[tuple[str, str]]:
+    """``["timesteps=50", ...]`` as ``[(column, value)]``.
+
+    Raises:
+        ValueError: naming ``--where``: a condition without ``=``, or an unknown column (the known
+            ones are listed, and the nearest suggested: ``T`` -> ``timesteps``).
+    """
+    known = where_columns()
+    parsed = []
+    for condition in conditions or ():
+        column, sep, value = str(condition).partition("=")
+        if not sep:
+            raise ValueError(f"--where: expected COLUMN=VALUE, got {condition!r}; columns: {', '.join(known)}")
+        if column not in known:
+            near = [LETTERS[column]] if column in LETTERS else difflib.get_close_matches(column, known, n=1)
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            raise ValueError(f"--where: unknown column {column!r}{hint}; columns: {', '.join(known)}")
+        parsed.append((column, value))
+    return parsed
+
+
+def _value(case: "Case", column: str) -> str:
+    return str({"case_id": case.id, **case.fields()}[column])
+
+
 def select(cases: list[Case], conditions) -> list[Case]:
     """The cases matching every ``"COLUMN=VALUE"`` of ``conditions`` (``--where``), in order.
 
-    COLUMN is ``case_id``, a spec field, ``timesteps`` or ``batch``; VALUE is compared with the
-    value as a result file writes it (``bias=True``, ``hidden_size=256``).
+    COLUMN is ``case_id``, a spec field, ``timesteps``, ``batch`` or ``pass``; VALUE is compared
+    with the value as a result file writes it (``bias=True``, ``hidden_size=256``).
 
     Raises:
-        ValueError: a condition without ``=``, or an unknown column (the known ones are listed).
+        ValueError: from :func:`parse_where`.
     """
-    known = ["case_id", *Case(CellSpec("rnn_tanh", 1, 1), 1, 1).fields()]  # "pass" among them
-    parsed = []
-    for condition in conditions or ():
-        key, sep, value = str(condition).partition("=")
-        if not sep or key not in known:
-            raise ValueError(f"--where: expected COLUMN=VALUE with COLUMN one of {known}, got {condition!r}")
-        parsed.append((key, value))
-    return [c for c in cases if all(str({"case_id": c.id, **c.fields()}[k]) == v for k, v in parsed)]
+    parsed = parse_where(conditions)
+    return [c for c in cases if all(_value(c, k) == v for k, v in parsed)]
+
+
+def no_match(grid: str, cases: list[Case], conditions) -> str:
+    """Why ``--where`` selects nothing of ``cases`` (grid ``grid``): each condition's column and the
+    values it takes in the grid."""
+    parsed = parse_where(conditions)
+    values = "; ".join(f"{k} takes {', '.join(sorted({_value(c, k) for c in cases}, key=_natural))}"
+                       for k, _ in parsed)
+    return f"--where: no case of grid {grid} matches {' '.join(conditions)}; in that grid {values}"
+
+
+def _natural(text: str):
+    """Numbers in numeric order, then text."""
+    try:
+        return (0, float(text), "")
+    except ValueError:
+        return (1, 0.0, text)
+
+
+#: A nominal rate for estimating a call's seconds from its FLOPs when balancing shards (a
+#: single core's order of magnitude); it only weighs cases against each other and is never reported.
+NOMINAL_FLOPS_PER_S = 1e10
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"K/N"`` (``--shard``) as ``(K, N)``.
+
+    Raises:
+        ValueError: not two integers ``K/N`` with 1 <= K <= N, naming ``--shard``.
+    """
+    k, sep, n = str(text).partition("/")
+    try:
+        k, n = int(k), int(n)
+    except ValueError:
+        k = n = 0
+    if not sep or not 1 <= k <= n:
+        raise ValueError(f"--shard: expected K/N with 1 <= K <= N, e.g. 2/3, got {text!r}")
+    return k, n
+
+
+def case_cost(case: Case) -> float:
+    """Estimated seconds of timing ``case`` per backend and process, for balancing shards only:
+    the default policy's ``max_time`` or its ``min_rounds`` calls, whichever is longer, a call
+    taking its FLOPs (:meth:`kernels.CellSpec.flops`) at :data:`NOMINAL_FLOPS_PER_S`.  Independent
+    of the run's options, so that runs with different ``--max-time`` still split a grid alike."""
+    policy = TimingPolicy()
+    call_s = case.spec.flops(case.timesteps, case.batch) / NOMINAL_FLOPS_PER_S
+    return max(policy.max_time, policy.min_rounds * call_s)
+
+
+def shard(cases: list[Case], k: int, n: int) -> list[Case]:
+    """The ``k``-th of ``n`` parts of ``cases``, in the order of ``cases``.
+
+    Greedy longest-processing-time assignment (Graham's LPT rule): the cases sorted by
+    :func:`case_cost`, largest first, ties by case id, each given to the part with the least cost
+    so far (ties to the lowest part).  It depends only on the cases, not on their order, the
+    machine or the run, and the ``n`` parts hold every case exactly once.
+
+    Raises:
+        ValueError: ``k`` not in 1..``n``.
+    """
+    if not 1 <= k <= n:
+        raise ValueError(f"--shard: expected K/N with 1 <= K <= N, got {k}/{n}")
+    loads = [0.0] * n
+    part = {}
+    for case in sorted(cases, key=lambda c: (-case_cost(c), c.id)):
+        i = loads.index(min(loads))
+        loads[i] += case_cost(case)
+        part[case.id] = i
+    return [c for c in cases if part[c.id] == k - 1]

@@ -1,10 +1,10 @@
-"""bench run's own output (bench/report.py): benchmarks, not tests; a progress bar on a terminal."""
+"""bench run's own output (bench/report/console.py): benchmarks, not tests; a progress bar on a terminal."""
 
 import io
 
 from rich.console import Console
 
-from bench.report import SweepReporter, outcome_lines
+from bench.report.console import ConsoleReporter, outcome_lines
 
 
 def row(case_id, backend, status="ok", reason="", unstable=""):
@@ -24,7 +24,7 @@ def test_outcomes_say_timed_untimed_and_why():
         "not timed: numba, 1 (b): over budget: one call takes ~40 s; 3 rounds exceed the budget of 30 s",
         "mismatch: a on numba: max abs error 0.5 vs float64 reference beyond rtol=1e-05",
         "error: c on numba: ZeroDivisionError: x",
-        "unstable: 1 timed rows (their 'unstable' column says why)",
+        "unstable: 1 timed rows (marked ~ in the table; their 'unstable' column says why)",
     ]
     every = [row("a", "numpy"), row("a", "torch_cuda", "unavailable", "no GPU")]
     assert outcome_lines(every)[1] == "not timed: torch_cuda, 1 (every case): unavailable: no GPU"
@@ -32,7 +32,7 @@ def test_outcomes_say_timed_untimed_and_why():
 
 def track(terminal: bool) -> str:
     out = io.StringIO()
-    voice = SweepReporter(Console(file=out, force_terminal=terminal, width=120, highlight=False))
+    voice = ConsoleReporter(Console(file=out, force_terminal=terminal, width=120, highlight=False))
     with voice.track() as (line, step):
         step(0, 4)
         line("[1/4] lstm-T1-B1-H16-float32: numpy 3 us/step")

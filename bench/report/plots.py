@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .results import number, read_results
+from ..results.files import read_results
+from ..results.schema import number
 
 
 def _pyplot():

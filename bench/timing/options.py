@@ -5,18 +5,15 @@
 ``run`` (argparse) and the pytest plugin (``pytest --benchmark-only``) both
 add them from here with :func:`add_options` and read them back into a
 ``RunOptions``; ``None`` means "not given", and :meth:`RunOptions.policy`
-fills in the defaults.  The CLI hands its parsed options to the plugin with
-:class:`GivenOptions`, not as command-line text.
+fills in the defaults.  Nothing here imports pytest.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
-import pytest
-
-from .grids import GRIDS, MAX_TIME
-from .measure import TimingPolicy
+from ..grids import GRIDS, MAX_TIME
+from .policy import TimingPolicy
 
 _DEFAULTS = TimingPolicy()
 DEFAULT_THREADS = 1
@@ -109,20 +106,3 @@ def add_options(add) -> None:
     argparse's ``add_argument`` or pytest's ``addoption``, which take the same arguments."""
     for f in dataclasses.fields(RunOptions):
         add(f"--{f.name.replace('_', '-')}", dest=f.name, default=f.default, **f.metadata)
-
-
-#: Where the plugin keeps the run's :class:`RunOptions` in pytest's stash.
-OPTIONS = pytest.StashKey[RunOptions]()
-
-
-class GivenOptions:
-    """A pytest plugin object that hands options parsed elsewhere (the CLI's ``run``) to
-    bench.plugin in place of its flags: ``pytest.main(argv, plugins=[GivenOptions(options)])``.
-    It stores them before any ``pytest_configure`` runs."""
-
-    def __init__(self, options: RunOptions):
-        self.options = options
-
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_cmdline_main(self, config):
-        config.stash[OPTIONS] = self.options

@@ -14,13 +14,24 @@ VEGA = "vega-embed.js"
 STATIC = ("site.css", "site.js")
 
 
+def vegalite_version() -> str | None:
+    """The Vega-Lite version (``"6.4"``) whose schema Altair writes, when vl-convert has it, so the
+    browser compiles the specs with the Vega-Lite they were written for; else None (vl-convert's
+    newest)."""
+    import altair
+    import vl_convert
+
+    wanted = ".".join(altair.SCHEMA_VERSION.lstrip("v").split(".")[:2])
+    return wanted if wanted in vl_convert.get_vegalite_versions() else None
+
+
 @functools.lru_cache(maxsize=1)
 def vega_bundle() -> str:
     """vega-embed with Vega and Vega-Lite as one classic script that sets ``window.vegaEmbed``
     (about 0.9 MB; built by vl-convert in under a second, once per process)."""
     import vl_convert
 
-    return vl_convert.javascript_bundle()
+    return vl_convert.javascript_bundle(vl_version=vegalite_version())
 
 
 def write_assets(folder: Path) -> list[Path]:

@@ -9,6 +9,7 @@ reach the network: every host name resolves to nothing and every request goes to
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import tempfile
@@ -27,11 +28,11 @@ OFFLINE_FLAGS = ("--host-resolver-rules=MAP * ~NOTFOUND", "--proxy-server=http:/
 
 def executables() -> tuple[str | None, str | None]:
     """``(chromium, chromedriver)`` paths: ``$CHROMIUM`` and ``$CHROMEDRIVER`` when set, else the first
-    found on PATH; None for one not found."""
+    found on PATH; None for one not found (or set to a file that is not an executable)."""
     browser = os.environ.get("CHROMIUM") or next(
         filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
     driver = os.environ.get("CHROMEDRIVER") or shutil.which("chromedriver")
-    return browser, driver
+    return tuple(p if p and os.access(p, os.X_OK) else None for p in (browser, driver))
 
 
 def unavailable() -> str | None:
@@ -66,7 +67,7 @@ def chromium(width: int = 1280, height: int = 900, offline: bool = True):
         for flag in (*FLAGS, *(OFFLINE_FLAGS if offline else ()), f"--window-size={width},{height}",
                      f"--user-data-dir={profile}"):
             options.add_argument(flag)
-        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
         driver = webdriver.Chrome(service=Service(driver_path), options=options)
         try:
             yield driver
@@ -74,12 +75,26 @@ def chromium(width: int = 1280, height: int = 900, offline: bool = True):
             driver.quit()
 
 
+def requested_urls(driver) -> list[str]:
+    """The URLs requested since the last call (the DevTools ``Network`` log, which unlike the
+    page's Resource Timing also lists file:// loads and requests that failed), less those of the
+    browser's own chrome:// pages (its new-tab page at start)."""
+    events = (json.loads(entry["message"])["message"] for entry in driver.get_log("performance"))
+    return [e["params"]["request"]["url"] for e in events if e.get("method") == "Network.requestWillBeSent"
+            and not e["params"].get("documentURL", "").startswith("chrome://")]
+
+
 def open_page(driver, path: Path, timeout: float = 20.0) -> None:
     """Open the file ``path`` and wait until its charts are drawn (or failed): every
     ``figure.chart`` has a non-empty ``data-rendered``."""
+    driver.get(Path(path).resolve().as_uri())
+    wait_drawn(driver, timeout)
+
+
+def wait_drawn(driver, timeout: float = 20.0) -> None:
+    """Wait until the current page has loaded and its charts are drawn (or failed)."""
     from selenium.webdriver.support.ui import WebDriverWait
 
-    driver.get(Path(path).resolve().as_uri())
     WebDriverWait(driver, timeout).until(lambda d: d.execute_script(
         "return document.readyState === 'complete' && Array.from(document.querySelectorAll('figure.chart'))"
         ".every(f => f.dataset.rendered)"))

@@ -4,7 +4,7 @@
 A chart travels to its page as one JSON value, ``{"specs": {name: spec}, "initial": name, "data":
 {dataset: rows}}``: the specs name their data (``alt.NamedData``) and hold none, so a page carries
 its data once however many variants (linear and log axis) it offers; ``assets/site.js`` embeds
-``specs[initial]`` and inserts ``data`` into the view.
+``specs[initial]`` with ``data`` as its top-level ``datasets``.
 """
 
 from __future__ import annotations

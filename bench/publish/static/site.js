@@ -73,11 +73,9 @@
   function drawChart(figure, name) {
     const chart = JSON.parse(document.getElementById(figure.dataset.chart).textContent);
     figure.dataset.rendered = "";
-    return window.vegaEmbed(figure.querySelector(".vega"), chart.specs[name], EMBED_OPTIONS)
-      .then(function (result) {
-        Object.keys(chart.data).forEach(function (set) { result.view.data(set, chart.data[set]); });
-        return result.view.runAsync();
-      })
+    // the specs name their data; Vega-Lite's top-level "datasets" supplies it by those names
+    const spec = Object.assign({}, chart.specs[name], { datasets: chart.data });
+    return window.vegaEmbed(figure.querySelector(".vega"), spec, EMBED_OPTIONS)
       .then(function () { figure.dataset.rendered = name; })
       .catch(function (error) {
         figure.dataset.rendered = "error";
@@ -89,6 +87,7 @@
     document.querySelectorAll("table.sortable").forEach(makeSortable);
     document.querySelectorAll("form.filters").forEach(function (form) {
       form.addEventListener("input", function () { applyFilters(form); });
+      form.addEventListener("change", function () { applyFilters(form); });
       form.addEventListener("submit", function (e) { e.preventDefault(); });
       applyFilters(form);
     });

@@ -53,7 +53,8 @@ def history_chart(benchmarks: tuple[Benchmark, ...], runs: tuple[Run, ...], back
 def _history_spec(shown: DisplayUnit, unit: str, colours: dict, scale: str) -> dict:
     x = alt.X("label:O", sort=alt.SortField("order"), title="saved run (commit, oldest first)",
               axis=alt.Axis(labelAngle=-35, labelLimit=120))
-    y_scale = alt.Scale(type=scale, zero=False, nice=True)
+    # a log axis rounded out to whole decades squeezes the data into a corner: only linear is niced
+    y_scale = alt.Scale(type=scale, zero=False, nice=scale == "linear", padding=8)
     y_axis = alt.Axis(format=",.4~g" if shown.symbol else ",d", grid=True)
     colour = alt.Color("backend:N", scale=alt.Scale(**colours), legend=alt.Legend(title="backend", orient="top"))
     tooltip = [alt.Tooltip("backend:N"), alt.Tooltip("label:N", title="commit"), alt.Tooltip("run:N"),

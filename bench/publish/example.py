@@ -30,10 +30,10 @@ def _runs() -> list[dict]:
 
 
 def _benchmark(runs, rng, mode, T, B, H, pass_, backend, base, factor_at=None, factor=1.0, only=None,
-               processes=3, unit="s", measure="time", drift=0.01) -> dict:
+               processes=3, unit="s", measure="time", drift=0.01, scatter=0.025) -> dict:
     """A benchmark whose median is ``base``, times ``factor`` from run ``factor_at`` on, moved by up
-    to ``drift`` (a fraction) per run, with ``processes`` process medians scattered by up to 2.5%
-    around it, timed in runs ``only`` (default all)."""
+    to ``drift`` (a fraction) per run, with ``processes`` process medians scattered by up to
+    ``scatter`` (a fraction) around it, timed in runs ``only`` (default all)."""
     case = f"{mode}-T{T}-B{B}-H{H}-float32"
     page = f"{case}-{pass_}-t1-{measure}"
     points = []
@@ -41,7 +41,7 @@ def _benchmark(runs, rng, mode, T, B, H, pass_, backend, base, factor_at=None, f
         if only is not None and i not in only:
             continue
         median = base * (factor if factor_at is not None and i >= factor_at else 1.0) * (1 + rng.uniform(-drift, drift))
-        values = sorted(median * (1 + rng.uniform(-0.025, 0.025)) for _ in range(processes))
+        values = sorted(median * (1 + rng.uniform(-scatter, scatter)) for _ in range(processes))
         values[processes // 2] = median
         if unit == "instructions":
             median, values = round(median), [round(v) for v in values]
@@ -81,7 +81,7 @@ def example_site() -> dict:
         _benchmark(runs, rng, "rnn_tanh", 10, 16, 64, "forward", "numpy", 2.2e-5),
         _benchmark(runs, rng, "rnn_tanh", 10, 16, 64, "forward", "onnxruntime", 3.1e-5, only={0, 1}),
         _benchmark(runs, rng, "lstm", 100, 1, 256, "forward", "numpy", 4.2e7, unit="instructions",
-                   measure="instructions"),
+                   measure="instructions", drift=0.002, scatter=0.0005),
     ]
     steps = sorted(({"benchmark": x["id"], "label": x["label"], **x["step"]} for x in b if x["step"]),
                    key=lambda s: s["run_after"], reverse=True)

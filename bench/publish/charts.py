@@ -9,6 +9,8 @@ its data once however many variants (linear and log axis) it offers; ``assets/si
 
 from __future__ import annotations
 
+import functools
+
 import altair as alt
 
 from .fmt import DisplayUnit, display_unit, format_time, format_value, run_labels
@@ -24,39 +26,42 @@ AB_ROW_HEIGHT = 18
 
 
 def history_chart(benchmarks: tuple[Benchmark, ...], runs: tuple[Run, ...], backends: list[str]) -> dict:
-    """The values over commits of one page's benchmarks: x the saved runs in order (labelled by
-    commit), y the value in a readable unit, one colour per backend, the backends side by side
+    """The values over commits of one page's benchmarks: x every saved run of the machine in order
+    (labelled by commit; a run that did not time them stays empty), y the value in a readable unit, one colour per backend, the backends side by side
     within a run; every process median a point and the run's median a line with a tick at each run.
 
-    ``backends`` is every backend of the machine, sorted: a backend's colour is its place in it, so
+    ``backends`` is every backend of the site, sorted: a backend's colour is its place in it, so
     colours agree between pages while each legend names only the page's backends.
     Returns the chart value (module docstring) with specs ``linear`` and ``log``.
     """
     labels = run_labels(runs)
-    order = {r.name: i for i, r in enumerate(runs)}
     unit = benchmarks[0].unit
     shown = display_unit([v for b in benchmarks for p in b.points for v in p.process_medians], unit)
     medians, processes = [], []
     for b in benchmarks:
         for p in b.points:
-            row = {"run": p.run, "label": labels[p.run], "order": order[p.run], "backend": b.backend,
+            row = {"run": p.run, "label": labels[p.run], "backend": b.backend,
                    "commit": p.commit, "time": format_time(p.timestamp)}
             medians.append({**row, "value": p.median / shown.per_unit, "text": format_value(p.median, unit)})
             processes.extend({**row, "process": k + 1, "value": v / shown.per_unit, "text": format_value(v, unit)}
                              for k, v in enumerate(p.process_medians))
-    drawn = [name for name in backends if any(b.backend == name for b in benchmarks)]
-    colours = {"domain": drawn, "range": [PALETTE[backends.index(name) % len(PALETTE)] for name in drawn]}
-    return {"specs": {scale: _history_spec(shown, unit, colours, scale) for scale in ("linear", "log")},
+    drawn = tuple(name for name in backends if any(b.backend == name for b in benchmarks))
+    colours = tuple(PALETTE[backends.index(name) % len(PALETTE)] for name in drawn)
+    axis = tuple(labels[r.name] for r in runs)
+    return {"specs": {scale: _history_spec(shown, unit, axis, drawn, colours, scale) for scale in ("linear", "log")},
             "initial": "linear", "data": {"median": medians, "process": processes}}
 
 
-def _history_spec(shown: DisplayUnit, unit: str, colours: dict, scale: str) -> dict:
-    x = alt.X("label:O", sort=alt.SortField("order"), title="saved run (commit, oldest first)",
+@functools.lru_cache(maxsize=512)
+def _history_spec(shown: DisplayUnit, unit: str, runs: tuple, backends: tuple, colours: tuple, scale: str) -> dict:
+    """The spec, which holds no data: built (and checked against the Vega-Lite schema by Altair,
+    tens of milliseconds) once per unit, machine, set of backends and scale, and shared read-only."""
+    x = alt.X("label:O", scale=alt.Scale(domain=list(runs)), sort=None, title="saved run (commit, oldest first)",
               axis=alt.Axis(labelAngle=-35, labelLimit=120))
     # a log axis rounded out to whole decades squeezes the data into a corner: only linear is niced
     y_scale = alt.Scale(type=scale, zero=False, nice=scale == "linear", padding=8)
     y_axis = alt.Axis(format=",.4~g" if shown.symbol else ",d", grid=True)
-    colour = alt.Color("backend:N", scale=alt.Scale(**colours), legend=alt.Legend(title="backend", orient="top"))
+    colour = alt.Color("backend:N", scale=alt.Scale(domain=list(backends), range=list(colours)), legend=alt.Legend(title="backend", orient="top"))
     tooltip = [alt.Tooltip("backend:N"), alt.Tooltip("label:N", title="commit"), alt.Tooltip("run:N"),
                alt.Tooltip("time:N", title="saved")]
     line = alt.Chart(alt.NamedData("median")).mark_line(strokeWidth=2, opacity=0.8).encode(

@@ -79,7 +79,7 @@ def benchmark_page(site: Site, machine: Machine, page: str, benchmarks: tuple[Be
     over commits in one chart (linear or log axis) and a table per backend."""
     fields = benchmarks[0].fields
     facts = [(FIELD_TITLES.get(k, k), field_text(v)) for k, v in fields.items() if k != "backend"]
-    backends = sorted({b.backend for b in machine.benchmarks})
+    backends = sorted({b.backend for m in site.machines for b in m.benchmarks})
     return _render("benchmark.html", site, "../../", benchmarks[0].page_label, machine, "list", with_charts=True,
                    page=page, facts=facts, benchmarks=benchmarks,
                    chart=charts.history_chart(benchmarks, machine.runs, backends))

@@ -17,7 +17,8 @@ def screenshot(driver, page: Path, png: Path, width: int = 1280, max_height: int
     """Open ``page`` in ``driver``, wait for its charts, and write the whole page (``width`` CSS
     pixels wide, at most ``max_height`` tall) to ``png``; returns ``png``."""
     open_page(driver, page)
-    height = min(max_height, driver.execute_script("return document.documentElement.scrollHeight"))
+    # the content's height, not the window's: a short page gets a short picture
+    height = min(max_height, driver.execute_script("return Math.ceil(document.body.getBoundingClientRect().bottom)"))
     shot = driver.execute_cdp_cmd("Page.captureScreenshot", {
         "format": "png", "captureBeyondViewport": True,
         "clip": {"x": 0, "y": 0, "width": width, "height": height, "scale": 1}})

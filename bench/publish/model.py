@@ -7,6 +7,7 @@ A bad model raises :class:`SiteError` naming the field, e.g.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from dataclasses import dataclass
@@ -331,7 +332,7 @@ def _machine(d: dict, path: str) -> Machine:
         machine_id=_slug(_get(d, "machine_id", path), f"{path}.machine_id"),
         cpu_model=_str(_get(d, "cpu_model", path, optional=True, default="") or "", f"{path}.cpu_model"),
         runs=tuple(runs), benchmarks=tuple(benchmarks),
-        steps=tuple(s if s.label else Step(**{**s.__dict__, "label": ids[s.benchmark].label}) for s in steps),
+        steps=tuple(s if s.label else dataclasses.replace(s, label=ids[s.benchmark].label) for s in steps),
         ab_reports=tuple(reports),
         who_wins=tuple(_table(t, f"{path}.who_wins[{i}]")
                        for i, t in enumerate(_list(_get(d, "who_wins", path, optional=True, default=[]), f"{path}.who_wins"))))

@@ -1,5 +1,7 @@
 """Clear errors for a newcomer's mistakes: a missing file, a misspelled backend."""
 
+from pathlib import Path
+
 import pytest
 
 from bench.__main__ import main
@@ -55,3 +57,29 @@ def test_grids_wraps_each_description_and_cuts_none(capsys):
     text = " ".join(line.strip() for line in lines)
     for make in GRIDS.values():
         assert " ".join(make.__doc__.strip().split("\n\n")[0].split()) in " ".join(text.split())
+
+
+@pytest.mark.parametrize("command", ["charrnn", "merge"])
+def test_an_unwritable_out_is_refused_before_any_work(tmp_path, capsys, command, monkeypatch):
+    """--out under a file or in /proc: exit 2, one line naming --out, and nothing trained or read."""
+    from bench.commands import charrnn
+
+    monkeypatch.setattr(charrnn, "train", lambda *a, **k: pytest.fail("trained before checking --out"))
+    (tmp_path / "file").write_text("x")
+    part = tmp_path / "part.csv"
+    part.write_text("not read either")
+    for out in (tmp_path / "file" / "x.csv", Path("/proc/rnn-bench.csv")):
+        args = ["charrnn", "--backends", "numpy", "--out", str(out)] if command == "charrnn" else \
+            ["merge", str(part), "--out", str(out)]
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: --out: ") and err.count("\n") == 1, err
+
+
+def test_charrnn_names_a_skipped_backend_once(capsys):
+    assert main(["charrnn", "--backends", "numpy,torch_cuda", "--epochs", "1"]) == 0
+    skipped = [line for line in capsys.readouterr().out.splitlines() if "skipped" in line]
+    from kernels import availability
+
+    if availability("torch_cuda") is not None:
+        assert skipped == [f"torch_cuda: skipped: {availability('torch_cuda')}"]

@@ -289,6 +289,23 @@ def test_pytest_benchmark_only_writes_the_same_schema(tmp_path):
     names = [b["name"] for b in read_sidecar(out)[1]]
     assert "test_forward[lstm-T4-B3-I3-H4-L2-bi-bf-float32-numba]" in names
     assert {r["case_id"] for r in rows} == {c.id for c in get_grid("smoke")}
+    assert f"{len(rows)} benchmarks: " in proc.stdout and "fastest in " in proc.stdout  # bench run's summary too
+
+
+def test_pytest_k_times_only_the_benchmarks_it_selects(tmp_path):
+    """-k and -m select what is timed, and pytest-benchmark's own JSON holds the workers' rounds."""
+    out = tmp_path / "k.csv"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "bench", "--benchmark-only", "--grid", "smoke", "--backends", "numpy,numba",
+         "--out", str(out), "--max-time", "0.02", "--processes", "1", "-q", "-p", "no:cacheprovider", "-k", "lstm",
+         "-m", "numba", "--benchmark-json", str(tmp_path / "pb.json")],
+        cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = read_results(out)
+    assert [(r["case_id"], r["backend"]) for r in rows] == [("lstm-T4-B3-I3-H4-L2-bi-bf-float32", "numba")]
+    (bench,) = json.loads((tmp_path / "pb.json").read_text())["benchmarks"]
+    _, (entry,) = read_sidecar(out)
+    assert bench["stats"]["data"] == pytest.approx(entry["stats"]["data"], rel=1e-9)  # the same rounds, replayed
 
 
 def test_cli_over_budget_rows_say_so(tmp_path):

@@ -300,3 +300,32 @@ def test_each_backend_runs_in_processes_of_its_own(tmp_path):
     torch_rows = [r for r in rows if r["backend"] == "torch_cpu"]
     assert all("torch" not in r["thread_pools"] and r["torch_threads"] == "0" for r in numpy_rows)
     assert all("(torch)" in r["thread_pools"] and r["numba_threads"] == "0" for r in torch_rows)
+
+
+def test_each_side_of_an_ab_records_its_own_code(tmp_path):
+    """ab BASE NEW from a checkout whose tree is dirty: BASE's rows name BASE's commit, clean; NEW's
+    (WORKTREE) name HEAD, dirty; each sidecar header says the same."""
+    clone = tmp_path / "clone"
+    git = ["git", "-C", str(clone), "-c", "user.email=t@t", "-c", "user.name=t"]
+    subprocess.run(["git", "clone", "-q", "--no-hardlinks", str(REPO), str(clone)], check=True, timeout=120)
+    (clone / "NOTE").write_text("a commit after BASE\n")
+    subprocess.run([*git, "add", "NOTE"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "note"], check=True)
+    (clone / "NOTE").write_text("uncommitted\n")  # a tracked file changed: the worktree is dirty
+    base_sha = subprocess.run([*git, "rev-parse", "HEAD~1"], capture_output=True, text=True).stdout.strip()
+    head_sha = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    env = {**os.environ, "PYTHONPATH": str(clone), "RNN_BENCH_RESULTS": str(tmp_path / "results"),
+           "RNN_BENCH_MACHINE_ID": "m"}
+    proc = subprocess.run([sys.executable, "-m", "bench", "ab", "HEAD~1", "WORKTREE", "--grid", "smoke", "--backends",
+                           "numpy", "--processes", "2", "--max-time", "0.01"], cwd=clone, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode in (0, 1), proc.stdout[-2000:] + proc.stderr[-2000:]
+    (base,) = (tmp_path / "results" / "m").glob("ab-*-base.csv")
+    (new,) = (tmp_path / "results" / "m").glob("ab-*-new.csv")
+    assert {(r["git_commit"], r["git_dirty"]) for r in read_results(base)} == {(base_sha, "False")}
+    assert {(r["git_commit"], r["git_dirty"]) for r in read_results(new)} == {(head_sha, "True")}
+    assert {r["git_worktree"] for r in read_results(new)} == {str(clone)}
+    from bench.results.sidecar import read_sidecar
+
+    assert read_sidecar(base)[0]["rnn_cell_bench"]["git_commit"] == base_sha
+    assert "NEW was made from" in proc.stdout and "uncommitted changes" in proc.stdout

@@ -85,8 +85,7 @@ class LocalExecutor:
         columns = {**machine_columns(sweep.run_id, threads, sweep.seed, state), **sweep.run_columns()}
         cannot = {}
         for root in dict.fromkeys(s.root for s in sweep.sides):  # no worker for a backend that cannot run
-            found = probe(sweep.backends, root, sweep.extra_backends, {**env, **dict(self.spawner.env)})
-            cannot.update({b: why for b, why in found.items() if why is not None})
+            cannot.update(probe(sweep.backends, root, sweep.extra_backends, {**env, **dict(self.spawner.env)}))
         runnable = [b for b in sweep.backends if b not in cannot]
         slots = schedule(sweep.sides, runnable, processes, sweep.seed)
         rng = random.Random(sweep.seed)

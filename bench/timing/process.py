@@ -129,19 +129,20 @@ class Worker:
             self.proc.wait()
 
 
-def probe(backends: list[str], root: Path, extra: dict, env: dict) -> dict[str, str | None]:
-    """``{backend: None, or why it cannot run}`` as a worker started from ``root`` with ``env`` would
-    find it (``python -m bench worker --probe``, one short process: this one imports no backend);
-    a probe that fails says so for every backend."""
+def probe(backends: list[str], root: Path, extra: dict, env: dict) -> dict[str, str]:
+    """``{backend: why it cannot run}`` of the backends a worker started from ``root`` with ``env``
+    would find unable to run (``python -m bench worker --probe``, one short process: this one
+    imports no backend); {} where the probe itself fails (a checkout older than the probe, in an
+    A/B run): its workers then say per case."""
     command = [sys.executable, "-m", "bench", "worker", "--probe", *backends, "--extra", json.dumps(extra)]
     path = os.pathsep.join([str(root), *filter(None, [os.environ.get("PYTHONPATH")])])
     proc = subprocess.run(command, cwd=root, env={**os.environ, **env, "PYTHONPATH": path}, capture_output=True,
                           text=True)
     try:
-        return json.loads(proc.stdout.strip().splitlines()[-1])
+        found = json.loads(proc.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
-        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        return {b: f"the availability probe failed: {tail}" for b in backends}
+        return {}
+    return {b: why for b, why in found.items() if why is not None}
 
 
 def _busy_seconds() -> float:

@@ -21,6 +21,7 @@ import random
 
 import numpy as np
 
+from ..environment import code_metadata
 from ..grids import Case
 from ..measurement import Measurement, ProcessRun
 from .options import RunOptions
@@ -225,6 +226,7 @@ def time_case(sweep: Sweep, case: Case, workers: list, rng: random.Random, unit:
                 _burst(w, part, part.rounds // bursts + (1 if b < part.rounds % bursts else 0))
     finished = utc_now()
     by_benchmark: dict = {}
+    roots = {w.slot.side.label: w.slot.side.root for w in workers}
     for w in todo:
         by_benchmark.setdefault((w.slot.side.label, w.slot.backend), []).append(parts[w])
     threads, _ = sweep.options.counts()
@@ -234,7 +236,8 @@ def time_case(sweep: Sweep, case: Case, workers: list, rng: random.Random, unit:
         if backend in (cannot_run or {}) and sweep.wanted(case, label, backend):
             measurements.append(unavailable(sweep, case, backend, cannot_run[backend], label))
         elif group:
-            fields = {**_fields(case, group), "started": started, "finished": finished}
+            # the code that ran: its side's checkout, read here so that a worker of any version records it
+            fields = {**_fields(case, group), **code_metadata(roots[label]), "started": started, "finished": finished}
             measurements.append(Measurement.from_processes(fields, [p.run(threads) for p in group], unit, label))
     return measurements
 

@@ -9,7 +9,9 @@ judge (:mod:`bench.judge`) compares them.
 
 The worker process is the unit of replication (pyperf's rule): ``median`` is the median of the
 process medians, ``process_cv`` their spread; rounds within a process are not replicates.
-Samples are in the measurement's ``unit``: seconds per call (``"s"``) or instructions per call.
+Samples are in the measurement's ``unit``: seconds per call (``"s"``) or instructions per call
+(``"instructions"``, ``--measure instructions``), whose statistics and stability differ: a count
+has no seconds, and a count is stable when its processes agree to :data:`COUNT_TOLERANCE`.
 """
 
 from __future__ import annotations
@@ -24,6 +26,13 @@ import numpy as np
 UNSTABLE_CV = 0.10
 #: Other processes using more than this many cores while a worker timed make the machine "busy".
 BUSY_CORES = 0.25
+#: The unit of each measure's samples (``--measure``).
+UNITS = {"time": "s", "instructions": "instructions"}
+#: How far (max - min) / min the instruction counts of one benchmark's processes may differ and
+#: still be one count: A/A on one commit measured 0 on every row of the smoke and quick grids for
+#: numpy, numba and torch_cpu (NOTES-instructions.md); beyond it a count is unstable and not
+#: comparable.
+COUNT_TOLERANCE = 0.002
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,10 +141,25 @@ class Measurement:
         return float(np.std(medians, ddof=1) / np.mean(medians))
 
     @functools.cached_property
+    def spread(self) -> float | None:
+        """(max - min) / min of the process medians: how far its processes disagree; None for fewer
+        than 2 processes or a median that is not positive."""
+        medians = np.asarray(self.process_medians, float)
+        if len(medians) < 2 or not medians.min() > 0:
+            return None
+        return float(np.ptp(medians) / medians.min())
+
+    @functools.cached_property
     def unstable(self) -> tuple[str, ...]:
-        """Why this measurement should not be trusted, one reason per entry; () when it is stable:
-        its processes disagree (``process_cv`` over :data:`UNSTABLE_CV`), or other processes used
-        more than :data:`BUSY_CORES` cores while some of its processes timed."""
+        """Why this measurement should not be trusted, one reason per entry; () when it is stable.
+        Times: its processes disagree (``process_cv`` over :data:`UNSTABLE_CV`), or other processes
+        used more than :data:`BUSY_CORES` cores while some of its processes timed.  Counts (which
+        other processes do not change): its processes disagree by more than :data:`COUNT_TOLERANCE`."""
+        if self.unit == "instructions":
+            if self.spread is not None and self.spread > COUNT_TOLERANCE:
+                return (f"processes disagree: their counts differ by {self.spread:.2%} "
+                        f"((max - min)/min > {COUNT_TOLERANCE:.1%})",)
+            return ()
         reasons = []
         if self.process_cv is not None and self.process_cv > UNSTABLE_CV:
             reasons.append(f"processes disagree: their medians vary by {self.process_cv:.0%} "
@@ -149,9 +173,14 @@ class Measurement:
     def statistics(self) -> dict:
         """The row's statistics columns: ``rounds``, ``median_s``, ``min_s``, ``mean_s``,
         ``stddev_s``, ``iqr_s`` (of the pooled rounds but the median), ``process_cv`` ("" where it
-        has no meaning) and ``unstable`` (its reasons joined by "; "); {} when not timed."""
+        has no meaning) and ``unstable`` (its reasons joined by "; "); {} when not timed.  A count
+        has ``instructions`` (the median per call) instead of the ``*_s`` columns."""
         if not self.timed:
             return {}
+        if self.unit == "instructions":
+            return {"rounds": len(self.rounds), "instructions": self.median,
+                    "process_cv": "" if self.process_cv is None else self.process_cv,
+                    "unstable": "; ".join(self.unstable)}
         pooled = np.asarray(self.rounds, float)
         q1, q3 = np.percentile(pooled, [25, 75])
         return {"rounds": len(pooled), "median_s": self.median, "min_s": float(pooled.min()),

@@ -62,14 +62,14 @@ def _resume_grid(options: RunOptions, rows: list[dict]) -> RunOptions:
 
 
 def _resume_counts(options: RunOptions, rows: list[dict]) -> RunOptions:
-    """The file's --threads, --processes and --shard for a resumed run (threads are part of the key,
-    a row's median means the same number of processes, a part stays its part); a different value
-    given is a usage error."""
-    for name in ("threads", "processes", "shard"):
+    """The file's --threads, --processes, --shard and --measure for a resumed run (threads and the
+    measure are part of the key, a row's median means the same number of processes, a part stays
+    its part); a different value given is a usage error."""
+    for name in ("threads", "processes", "shard", "measure"):
         found = {r[name] for r in rows if r.get(name)}
         if len(found) == 1:
             value = found.pop()
-            value = value if name == "shard" else int(value)
+            value = value if name in ("shard", "measure") else int(value)
             given = getattr(options, name)
             if given is not None and given != value:
                 raise UsageError(f"--resume: the file was run with --{name} {value}; got --{name} {given}")
@@ -111,6 +111,12 @@ def resolve(options: RunOptions, default_grid: str = "quick") -> Resolved:
             cases = shard(cases, *parse_shard(options.shard))
         options.policy(options.grid)
         options.counts()
+        if options.counting:
+            from .timing.valgrind import check_counting, refusal
+
+            if options.dask:
+                raise UsageError(refusal(1, dask=True))
+            check_counting()  # valgrind, gcc and its header, before anything is written
         if options.backends is not None:
             backends = parse_backend_list(options.backends)
         else:
@@ -160,8 +166,19 @@ def claim_output(options: RunOptions, run_id: str) -> Path:
 
 
 def executor_of(options: RunOptions, default=LocalExecutor()):
-    """The executor ``options`` ask for: the dask cluster of ``--dask``, else ``default``."""
-    return DaskExecutor(options.dask) if options.dask else default
+    """The executor ``options`` ask for: the dask cluster of ``--dask``; workers under valgrind
+    for ``--measure instructions`` (:mod:`bench.timing.valgrind`); else ``default``.
+
+    Raises:
+        CountingUnavailable: counting instructions, and valgrind, gcc or its header is missing.
+    """
+    if options.dask:
+        return DaskExecutor(options.dask)
+    if options.counting:
+        from .timing.valgrind import callgrind_spawner
+
+        return LocalExecutor(callgrind_spawner(), "instructions")
+    return default
 
 
 def execute(sweep: Sweep, writers: dict, executor, progress=print, step=None) -> dict:
@@ -200,6 +217,7 @@ def run_to_files(sweep: Sweep, outputs: dict, executor=None, progress=print, ste
 def run_header(sweep: Sweep) -> str:
     """The first line of a run: what it times and how."""
     threads, processes = sweep.options.counts()
+    counting = ", counting instructions under valgrind" if sweep.options.counting else ""
     return (f"rnn-cell-bench: {len(sweep.cases)} cases x {len(sweep.backends)} backends, {processes} worker "
-            f"processes each, {threads} thread(s), seed {sweep.seed}")
+            f"processes each, {threads} thread(s){counting}, seed {sweep.seed}")
 

@@ -14,6 +14,12 @@ reason, where no honest ratio or test can be made.  The test is at the unit of r
   1 / C(n1 + n2, n1)).
 * :func:`judge_paired` -- an A/B run's pairs of processes that ran side by side (``bench ab``): a
   one-sample t-test on the log ratios of paired process medians, whose geometric mean is the ratio.
+* :func:`judge_counts` -- instruction counts (``--measure instructions``), which both of the others
+  hand to it: a count repeats exactly from process to process, so there is no test.  The ratio is
+  that of the medians of process medians; beyond the threshold it is a regression (or an
+  improvement below its inverse), whatever the number of processes; a side whose processes
+  disagree by more than :data:`bench.measurement.COUNT_TOLERANCE` is *not comparable*.  A time is
+  never judged against a count.
 
 A side whose samples cannot make a ratio -- a median of 0 (a coarse clock, a hand-made file), a
 non-finite sample, a process median that is not positive and finite -- is *not comparable*, with
@@ -28,9 +34,12 @@ import warnings
 
 import numpy as np
 
-from ..measurement import Measurement
+from ..measurement import COUNT_TOLERANCE, Measurement
 
 VERDICTS = ("regression", "improvement", "unchanged", "not comparable")
+#: The default threshold of instruction counts (``--threshold instructions=RATIO`` sets it): a 1%
+#: change; A/A on one commit differs by 0 (NOTES-instructions.md).
+COUNT_THRESHOLD = 1.01
 
 
 @dataclasses.dataclass
@@ -47,6 +56,7 @@ class Pair:
     threshold: float
     verdict: str
     why: str = ""
+    unit: str = "s"
 
 
 def finite(x) -> float | None:
@@ -58,17 +68,19 @@ def finite(x) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def parse_thresholds(items: list[str], default: float = 1.10) -> dict[str, float]:
-    """``["numba=1.05", "1.2"]`` -> ``{"numba": 1.05, "default": 1.2}``; ``default`` where no plain
-    RATIO is given.
+def parse_thresholds(items: list[str], default: float = 1.10, counts: float = COUNT_THRESHOLD) -> dict[str, float]:
+    """``["numba=1.05", "1.2"]`` -> ``{"numba": 1.05, "default": 1.2, "instructions": 1.2}``;
+    ``default`` (times) and ``counts`` (instruction counts) where no plain RATIO is given.
 
-    A group is a backend name or a mode; a benchmark takes its backend's threshold, else its
-    mode's, else the default (:func:`threshold_for`).
+    A group is a backend name, a mode or a measure (``instructions``); a benchmark takes its
+    backend's threshold, else its mode's, else its measure's, else the default (:func:`threshold_for`).
+    A plain RATIO is every benchmark's, counts' too unless ``instructions=RATIO`` is given.
 
     Raises:
         ValueError: naming ``--threshold``: not ``GROUP=RATIO`` or ``RATIO``, or a ratio not above 1.
     """
-    thresholds = {"default": default}
+    thresholds = {"default": default, "instructions": counts}
+    plain = False
     for item in items:
         group, sep, value = item.rpartition("=")
         group = group if sep else "default"
@@ -79,12 +91,17 @@ def parse_thresholds(items: list[str], default: float = 1.10) -> dict[str, float
         if not t > 1.0 or not math.isfinite(t):
             raise ValueError(f"--threshold: expected a ratio above 1 (1.10 = 10% slower), got {item!r}")
         thresholds[group] = t
+        plain = plain or group == "default"
+    if plain and not any(i.rpartition("=")[0] == "instructions" for i in items):
+        thresholds["instructions"] = thresholds["default"]
     return thresholds
 
 
-def threshold_for(thresholds: dict, backend: str, mode: str) -> float:
-    """The threshold of a benchmark: its backend's, else its mode's, else the default."""
-    return thresholds.get(backend, thresholds.get(mode, thresholds["default"]))
+def threshold_for(thresholds: dict, backend: str, mode: str, measure: str = "time") -> float:
+    """The threshold of a benchmark: its backend's, else its mode's, else its measure's (counts:
+    ``instructions``), else the default."""
+    fallback = thresholds.get(measure, thresholds["default"]) if measure == "instructions" else thresholds["default"]
+    return thresholds.get(backend, thresholds.get(mode, fallback))
 
 
 def min_p_value(n1: int, n2: int) -> float:
@@ -144,10 +161,53 @@ def _one_sided(test) -> float:
     return float(p) if np.isfinite(p) else 1.0
 
 
+def _units_differ(label: str, key: tuple, base: Measurement, new: Measurement, threshold: float) -> Pair | None:
+    """A *not comparable* verdict where one side is a time and the other a count, else None."""
+    if base.unit == new.unit:
+        return None
+    return Pair(label, key, finite(base.median), finite(new.median), None, None, threshold, "not comparable",
+                f"BASE measures {base.unit}, NEW {new.unit}: a time is no baseline for a count", new.unit)
+
+
+def judge_counts(label: str, key: tuple, base: Measurement, new: Measurement, threshold: float,
+                 tolerance: float | None = COUNT_TOLERANCE) -> Pair:
+    """The verdict on two instruction counts of one benchmark (see the module docstring); with
+    ``tolerance`` None the processes' agreement is not checked (history pools several runs into a
+    side, which may differ by less than the threshold)."""
+    pair = Pair(label, key, finite(base.median), finite(new.median), None, None, threshold, "not comparable",
+                unit="instructions")
+    for side, m in (("BASE", base), ("NEW", new)):
+        if m.status != "ok":
+            pair.why = f"status {m.status} in {side}"
+            return pair
+        if not m.rounds:
+            pair.why = f"no raw samples in {side}"
+            return pair
+        medians = np.asarray(m.process_medians or [m.median], float)
+        if not (np.all(np.isfinite(medians)) and medians.min() > 0):
+            pair.why = f"{side}: a count that is not a positive finite number"
+            return pair
+        if tolerance is not None and m.spread is not None and m.spread > tolerance:
+            pair.why = (f"{side}: its {len(medians)} processes disagree by {m.spread:.2%} (tolerance "
+                        f"{tolerance:.1%}): the count does not repeat here")
+            return pair
+    pair.ratio = pair.new / pair.base
+    if pair.ratio > threshold:
+        pair.verdict = "regression"
+    elif pair.ratio < 1 / threshold:
+        pair.verdict = "improvement"
+    else:
+        pair.verdict = "unchanged"
+    return pair
+
+
 def judge(label: str, key: tuple, base: Measurement, new: Measurement, threshold: float, alpha: float) -> Pair:
     """The verdict on two independent measurements of one benchmark (see the module docstring)."""
     from scipy.stats import mannwhitneyu, ttest_ind
 
+    differ = _units_differ(label, key, base, new, threshold)
+    if differ or base.unit == "instructions":
+        return differ or judge_counts(label, key, base, new, threshold)
     pair = Pair(label, key, finite(base.median), finite(new.median), None, None, threshold, "not comparable")
     if base.status == new.status == "ok" and pair.base and pair.new and pair.base > 0 and pair.new > 0:
         pair.ratio = pair.new / pair.base
@@ -183,6 +243,9 @@ def judge_paired(label: str, key: tuple, base: Measurement, new: Measurement, th
     times); fewer than 2 pairs is not comparable."""
     from scipy.stats import ttest_1samp
 
+    differ = _units_differ(label, key, base, new, threshold)
+    if differ or base.unit == "instructions":  # counts: pairing adds nothing to a count that repeats
+        return differ or judge_counts(label, key, base, new, threshold)
     pair = Pair(label, key, finite(base.median), finite(new.median), None, None, threshold, "not comparable")
     for side, m in (("BASE", base), ("NEW", new)):
         if m.status != "ok":

@@ -9,7 +9,7 @@ result CSV joins its raw samples in the sidecar on the benchmark key.
 
 from __future__ import annotations
 
-from ..measurement import Measurement
+from ..measurement import UNITS, Measurement
 from ..roofline import place
 from .files import read_results
 from .schema import COLUMNS, KEY_COLUMNS, key
@@ -21,7 +21,8 @@ def row_of(measurement: Measurement, columns: dict) -> dict:
     restricted to :data:`~bench.results.schema.COLUMNS`."""
     row = {**columns, **measurement.fields, **measurement.statistics()}
     if measurement.timed:
-        row["per_step_s"] = measurement.median / int(row["timesteps"])
+        per_step = "instructions_per_step" if measurement.unit == "instructions" else "per_step_s"
+        row[per_step] = measurement.median / int(row["timesteps"])
         row["peak_rss_bytes"] = "" if measurement.peak_rss_bytes is None else measurement.peak_rss_bytes
     row.update(place(row, columns))
     return {k: v for k, v in row.items() if k in COLUMNS}
@@ -30,18 +31,19 @@ def row_of(measurement: Measurement, columns: dict) -> dict:
 def measurement_of(row: dict, sample: dict | None) -> Measurement:
     """A result row read back as a Measurement, with the rounds, process medians and per-process
     busy readings of its sidecar entry ``sample`` (None: no samples kept, e.g. an untimed row)."""
+    unit = UNITS.get(row.get("measure") or "time", "s")
     if not sample:
-        return Measurement(row)
+        return Measurement(row, unit=unit)
     extra = sample.get("extra_info") or {}
     data = (sample.get("stats") or {}).get("data") or ()
     return Measurement(row, tuple(float(t) for t in data), tuple(float(m) for m in extra.get("process_medians") or ()),
-                       tuple(float(c) for c in extra.get("other_cores") or ()), unit=extra.get("unit") or "s")
+                       tuple(float(c) for c in extra.get("other_cores") or ()), unit=extra.get("unit") or unit)
 
 
 def is_ours(extra: dict) -> bool:
     """Whether a pytest-benchmark entry's ``extra_info`` is one of our rows (it holds every key
-    column but those added by schemas 4 and 5)."""
-    return all(c in extra for c in KEY_COLUMNS if c not in ("threads", "pass"))
+    column but those added by schemas 4 to 6)."""
+    return all(c in extra for c in KEY_COLUMNS if c not in ("threads", "pass", "measure"))
 
 
 def read_measurements(path) -> tuple[list[dict], list[Measurement], dict]:

@@ -118,6 +118,16 @@ COLUMNS = [
     "onnxruntime_threads",
     "xla_threads",
     "xla_flags",
+    # time | instructions (--measure; bench.timing.valgrind): part of the benchmark key.  Rows of
+    # instructions hold no *_s statistics: ``instructions`` is the median per call (of the process
+    # medians), ``instructions_per_step`` that over T; ``valgrind_cpu`` is the CPU valgrind presents
+    # (brand and widest vector extension) and ``valgrind_kernels`` what the libraries chose for it
+    # (each BLAS's kernel, torch's capability, numba's LLVM target)
+    "measure",
+    "instructions",
+    "instructions_per_step",
+    "valgrind_cpu",
+    "valgrind_kernels",
 ]
 
 #: Columns each schema version added; files of older versions are read with them empty.
@@ -131,11 +141,13 @@ ADDED = {2: ["weight_bytes", "gflops", "pct_peak", "numba_threads", "peak_sgemm_
          5: ["started", "finished", "grid", "shard", "hostname", "dask_worker", "onnx_version",
              "onnxruntime_version", "jax_version", "jaxlib_version", "onnxruntime_threads", "xla_threads",
              "xla_flags", "weight_gbps", "sgemv_gbps", "variant", "plan", "pass"],
-         6: ["git_worktree", "made_by"]}
+         6: ["git_worktree", "made_by", "measure", "instructions", "instructions_per_step", "valgrind_cpu",
+             "valgrind_kernels"]}
 
 #: Columns whose value in files made before the column existed is known: before schema 5 every row
-#: timed the forward pass.  :func:`read_results` fills them, so they stay in the benchmark key.
-READ_AS = {"pass": "forward"}
+#: timed the forward pass, before schema 6 every row measured time.  :func:`read_results` fills
+#: them, so they stay in the benchmark key.
+READ_AS = {"pass": "forward", "measure": "time"}
 
 STATUSES = ("ok", "over_budget", "unavailable", "mismatch", "error")
 
@@ -151,7 +163,7 @@ def number(value) -> float | None:
 
 #: The columns that name a benchmark: rows of two files with the same values here are the same
 #: benchmark (compare, ab, history and merge pair on them).
-KEY_COLUMNS = ["backend", *SPEC_COLUMNS, "timesteps", "batch", "pass", "threads"]
+KEY_COLUMNS = ["backend", *SPEC_COLUMNS, "timesteps", "batch", "pass", "threads", "measure"]
 
 
 def key(fields) -> tuple:

@@ -86,13 +86,15 @@ class LocalExecutor:
         cannot = {}
         for root in dict.fromkeys(s.root for s in sweep.sides):  # no worker for a backend that cannot run
             cannot.update(probe(sweep.backends, root, sweep.extra_backends, {**env, **dict(self.spawner.env)}))
+        cannot.update({b: why for b in sweep.backends if b not in cannot and (why := self.spawner.refuses(b))})
         runnable = [b for b in sweep.backends if b not in cannot]
+        spawner = self.spawner.ready(sweep, runnable, env, progress)
         slots = schedule(sweep.sides, runnable, processes, sweep.seed)
         rng = random.Random(sweep.seed)
-        with live_workers(slots, sweep.job(threads), threads, self.spawner, env) as (workers, cpus):
+        with live_workers(slots, sweep.job(threads), threads, spawner, env) as (workers, cpus):
             columns["worker_cpus"] = cpus
             for case in sweep.todo():
-                yield case, time_case(sweep, case, workers, rng, self.unit, cannot), columns
+                yield case, time_case(sweep, case, workers, rng, self.unit, cannot, spawner.concurrency()), columns
         return state_columns(machine_state(), "end")
 
 

@@ -192,7 +192,7 @@ def prepare_case(case: Case, backend_name: str, policy: TimingPolicy, threads: i
                    jit_cache=prepared.jit_cache)  # a backward compiled on its first use is counted
         if problem is not None:
             return outcome("mismatch", problem), None, reference
-        rounds, iterations, note = policy.plan(check_s * case.timesteps / steps)
+        rounds, iterations, note = policy.screen(check_s * case.timesteps / steps)
         if rounds == 0:
             return outcome("over_budget", note + f" (estimated from a {steps}-step run)"), None, reference
         call = timed_call(prepared, case, x)

@@ -18,6 +18,11 @@ from .policy import TimingPolicy
 _DEFAULTS = TimingPolicy()
 DEFAULT_THREADS = 1
 DEFAULT_PROCESSES = 3
+#: What a run measures (``--measure``): wall-clock time, or instructions counted under valgrind.
+MEASURES = ("time", "instructions")
+#: Worker processes per backend and side when counting instructions: counts repeat exactly from
+#: process to process (NOTES-instructions.md), so one valgrind process times the whole grid.
+COUNT_PROCESSES = 1
 
 
 def _option(help: str, **argparse_kwargs):
@@ -49,8 +54,14 @@ class RunOptions:
     threads: int | None = _option(f"threads of every pool (BLAS, OpenMP, torch, numba) in each timing process "
                                   f"(default {DEFAULT_THREADS}: a busy core then slows one thread, not a pool "
                                   "whose threads wait on each other); part of the benchmark key", type=int)
-    processes: int | None = _option(f"worker processes per backend, interleaved (default {DEFAULT_PROCESSES}); "
-                                    "a row's median_s is the median of their medians", type=int)
+    processes: int | None = _option(f"worker processes per backend, interleaved (default {DEFAULT_PROCESSES}; "
+                                    f"{COUNT_PROCESSES} with --measure instructions); a row's median is the median "
+                                    "of their medians", type=int)
+    measure: str | None = _option("time: wall-clock seconds per call (default); instructions: instructions per call "
+                                  "counted under valgrind's callgrind (one thread; the CPU valgrind presents, without "
+                                  "AVX-512): deterministic, so it sees 1%% changes on a noisy machine, but blind to "
+                                  "cache misses, memory bandwidth, vector width and threads; part of the benchmark key",
+                                  choices=list(MEASURES))
     seed: int | None = _option("seed of the random interleaved order of the worker processes (default: drawn, "
                                "and recorded on every row)", type=int)
     shard: str | None = _option("run only the K-th of N parts of the grid (after --where), e.g. 2/3: the same split "
@@ -71,17 +82,29 @@ class RunOptions:
         """The options from ``get(name)``: ``vars(args).get`` for argparse, ``config.getoption`` for pytest."""
         return cls(**{f.name: get(f.name) for f in dataclasses.fields(cls)})
 
+    @property
+    def counting(self) -> bool:
+        """Whether this run counts instructions (``--measure instructions``)."""
+        return self.measure == "instructions"
+
     def counts(self) -> tuple[int, int]:
-        """``(threads, processes)``, defaults filled in.
+        """``(threads, processes)``, defaults filled in (:data:`COUNT_PROCESSES` processes when
+        counting instructions).
 
         Raises:
-            ValueError: a count below 1, naming its option.
+            ValueError: a count below 1, naming its option; more than one thread when counting
+                instructions, with the reason.
         """
         threads = DEFAULT_THREADS if self.threads is None else self.threads
-        processes = DEFAULT_PROCESSES if self.processes is None else self.processes
+        default = COUNT_PROCESSES if self.counting else DEFAULT_PROCESSES
+        processes = default if self.processes is None else self.processes
         for name, value in (("threads", threads), ("processes", processes)):
             if value < 1:
                 raise ValueError(f"--{name}: expected a positive number, got {value}")
+        if self.counting and threads > 1:
+            from .valgrind import refusal
+
+            raise ValueError(refusal(threads))
         return threads, processes
 
     def policy(self, grid: str) -> TimingPolicy:

@@ -60,6 +60,11 @@ class TimingPolicy:
                 break
         return min(times)
 
+    def screen(self, call_s: float) -> tuple[int, int, str]:
+        """The plan for calls of about ``call_s`` seconds, estimated before the warm-up (from the
+        accuracy check's one call): :meth:`plan`'s; rounds 0 = over budget, not warmed up."""
+        return self.plan(call_s)
+
     def plan(self, call_s: float) -> tuple[int, int, str]:
         """``(rounds, iterations, note)`` for calls of ``call_s`` seconds; rounds 0 = over budget.
 

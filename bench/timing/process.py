@@ -20,6 +20,7 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psutil
@@ -50,13 +51,35 @@ class Slot:
 class Spawner:
     """How a worker process is started: ``prefix`` runs before ``python -m bench worker JOB``
     (empty for a plain process; a valgrind command line to count instructions), with ``env``
-    added to its environment."""
+    added to its environment.  ``concurrent``: what its workers do does not depend on the machine's
+    load (counting instructions, compiling), so they run unpinned, one at work per CPU."""
 
     prefix: tuple = ()
     env: tuple = ()
+    concurrent: bool = False
 
     def command(self, job_path: Path) -> list[str]:
         return [*self.prefix, sys.executable, "-m", "bench", "worker", str(job_path)]
+
+    def refuses(self, backend: str) -> str | None:
+        """Why workers started this way cannot measure ``backend``, or None (a plain process: never)."""
+        return None
+
+    def ready(self, sweep, backends: list[str], env: dict, progress=print) -> "Spawner":
+        """This spawner, made ready to start the workers of ``backends`` for ``sweep`` (caches filled
+        for them, say); a plain process needs nothing: ``self``."""
+        return self
+
+    def concurrency(self) -> int:
+        """How many of its workers may work at once: 1 for timing, which needs the machine to itself
+        (and pins the workers to their CPUs: :func:`worker_cpus`); one per CPU this process may use
+        where they are ``concurrent``."""
+        if not self.concurrent:
+            return 1
+        try:
+            return len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            return os.cpu_count() or 1
 
 
 class WorkerDied(RuntimeError):
@@ -223,10 +246,10 @@ def stop_on_sigterm():
 @contextlib.contextmanager
 def live_workers(slots: list[Slot], job: dict, threads: int, spawner: Spawner = Spawner(), env: dict | None = None):
     """Start a :class:`Worker` for every slot (pinned by :func:`worker_cpus`, this process on the
-    other CPUs) with ``env`` added to their environment, and yield ``(workers, worker_cpus
-    column)``; on leaving, every worker is closed, or killed when the block raised (Ctrl-C,
-    SIGTERM, a failure): no worker outlives its run."""
-    cpus, mine = worker_cpus(threads)
+    other CPUs, unless the spawner's workers work concurrently) with ``env`` added to their
+    environment, and yield ``(workers, worker_cpus column)``; on leaving, every worker is closed,
+    or killed when the block raised (Ctrl-C, SIGTERM, a failure): no worker outlives its run."""
+    cpus, mine = worker_cpus(threads) if spawner.concurrency() == 1 else (None, None)
     before = os.sched_getaffinity(0) if mine else None
     with tempfile.TemporaryDirectory(prefix="rnn-bench-") as tmp:
         workers = []
@@ -247,3 +270,19 @@ def live_workers(slots: list[Slot], job: dict, threads: int, spawner: Spawner = 
                 os.sched_setaffinity(0, before)
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
+
+
+def each(workers: list, task, concurrency: int = 1) -> None:
+    """``task(worker)`` for every worker: one after another, or on up to ``concurrency`` at once
+    (threads: each waits on its own worker's pipe).  A KeyboardInterrupt or failure stops waiting at
+    once (:func:`live_workers` then kills the workers, which ends the threads' waits)."""
+    if concurrency <= 1 or len(workers) <= 1:
+        for w in workers:
+            task(w)
+        return
+    pool = ThreadPoolExecutor(min(concurrency, len(workers)), thread_name_prefix="rnn-bench-worker")
+    try:
+        for future in [pool.submit(task, w) for w in workers]:
+            future.result()
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)

@@ -25,7 +25,7 @@ from ..environment import code_metadata
 from ..grids import Case
 from ..measurement import Measurement, ProcessRun
 from .options import RunOptions
-from .process import CpuMeter, Side, Slot, WorkerDied
+from .process import CpuMeter, Side, Slot, WorkerDied, each
 
 #: A process's rounds of one case are taken in this many bursts at most, alternating with the
 #: other workers' bursts of the same case, so that a slow spell of the machine falls on all alike.
@@ -60,8 +60,13 @@ class Sweep:
     def job(self, threads: int) -> dict:
         """What every worker of this run is told (:mod:`bench.timing.worker`), less its backend."""
         return {"grid": self.options.grid, "passes": self.options.passes, "threads": threads,
-                "extra_backends": self.extra_backends,
+                "extra_backends": self.extra_backends, "measure": self.measure,
                 "policy": dataclasses.asdict(self.options.policy(self.options.grid))}
+
+    @property
+    def measure(self) -> str:
+        """``time`` or ``instructions`` (``--measure``)."""
+        return self.options.measure or "time"
 
     def order(self) -> list:
         """``(side label, backend)`` in the order a case's rows are written: the backends as asked for."""
@@ -81,8 +86,9 @@ class Sweep:
         return sum(self.wanted(c, s.label, b) for c in self.cases for s in self.sides for b in self.backends)
 
     def run_columns(self) -> dict:
-        """Columns of this run on every row: ``grid``, ``shard`` and ``made_by``."""
-        return {"grid": self.options.grid or "", "shard": self.options.shard or "", "made_by": self.made_by}
+        """Columns of this run on every row: ``grid``, ``shard``, ``made_by`` and ``measure``."""
+        return {"grid": self.options.grid or "", "shard": self.options.shard or "", "made_by": self.made_by,
+                "measure": self.measure}
 
 
 def schedule(sides: list[Side], backends: list[str], processes: int, seed: int) -> list[Slot]:
@@ -155,17 +161,27 @@ class _Process:
         return ProcessRun(tuple(self.times), self.other_cores(threads), self.peak_rss_bytes)
 
 
-def _prepare(case: Case, workers: list) -> dict:
-    """Ask each worker to prepare ``case``; ``{worker: _Process}`` (an error row for one that died)."""
+def _prepare(case: Case, workers: list, measure: str = "time", concurrency: int = 1) -> dict:
+    """Ask each worker to prepare ``case`` (up to ``concurrency`` at once); ``{worker: _Process}``
+    (an error row for one that died, or for one whose code cannot take ``measure``: a checkout
+    older than ``--measure``)."""
     parts = {}
-    for w in workers:
+
+    def prepare(w) -> None:
         try:
             answer = w.ask({"cmd": "prepare", "case": case.id})
             parts[w] = _Process(answer["row"], answer["rounds"])
         except WorkerDied as exc:
             parts[w] = _Process({"case_id": case.id, "backend": w.slot.backend, **case.fields(), "status": "error",
                                  "reason": str(exc)})
-    return parts
+            return
+        if measure != "time" and parts[w].row.get("measure") != measure:
+            parts[w] = _Process({**parts[w].row, "status": "error",
+                                 "reason": f"the code of {w.slot.side.root} cannot measure {measure} (its worker "
+                                           "predates --measure)"})
+
+    each(workers, prepare, concurrency)
+    return {w: parts[w] for w in workers}
 
 
 def _burst(w, part: _Process, rounds: int) -> None:
@@ -204,26 +220,30 @@ def unavailable(sweep: Sweep, case: Case, backend: str, reason: str, label: str)
     threads, _ = sweep.options.counts()
     fields = {"case_id": case.id, "backend": backend, **case.fields(), "threads": threads,
               "flops": case.spec.flops(case.timesteps, case.batch, case.pass_), "weight_bytes": case.spec.weight_bytes(),
-              "status": "unavailable", "reason": reason, "processes": 0}
+              "status": "unavailable", "reason": reason, "processes": 0, "measure": sweep.measure}
     return Measurement(fields, side=label)
 
 
 def time_case(sweep: Sweep, case: Case, workers: list, rng: random.Random, unit: str = "s",
-              cannot_run: dict | None = None) -> list[Measurement]:
+              cannot_run: dict | None = None, concurrency: int = 1) -> list[Measurement]:
     """Prepare ``case`` on each worker that has it to do, time it in interleaved bursts, and return
     one Measurement per benchmark (side and backend), in :meth:`Sweep.order`; each holds
     ``started`` and ``finished`` (its first prepare to its last round, UTC) in its fields.
-    ``cannot_run``: ``{backend: reason}`` of backends with no workers, each ``unavailable``."""
+    ``cannot_run``: ``{backend: reason}`` of backends with no workers, each ``unavailable``.
+    ``concurrency``: how many workers may work at once (counts: one per CPU; times: 1)."""
     started = utc_now()
     todo = [w for w in workers if sweep.wanted(case, w.slot.side.label, w.slot.backend)]
-    parts = _prepare(case, todo)
+    parts = _prepare(case, todo, sweep.measure, concurrency)
     timed = [w for w in todo if parts[w].rounds > 0 and parts[w].row.get("status") == "ok"]
-    bursts = min([BURSTS, *(parts[w].rounds for w in timed)]) if timed else 0
+    # counts do not drift with the machine: one burst, one start and stop of valgrind's instrumentation
+    bursts = (1 if unit == "instructions" else min([BURSTS, *(parts[w].rounds for w in timed)])) if timed else 0
     for b in range(bursts):
-        for w in burst_order(timed, rng):
+        def burst(w) -> None:
             part = parts[w]
             if part.row.get("status") == "ok":  # else its worker died in an earlier burst
                 _burst(w, part, part.rounds // bursts + (1 if b < part.rounds % bursts else 0))
+
+        each(burst_order(timed, rng), burst, concurrency)
     finished = utc_now()
     by_benchmark: dict = {}
     roots = {w.slot.side.label: w.slot.side.root for w in workers}
@@ -237,7 +257,8 @@ def time_case(sweep: Sweep, case: Case, workers: list, rng: random.Random, unit:
             measurements.append(unavailable(sweep, case, backend, cannot_run[backend], label))
         elif group:
             # the code that ran: its side's checkout, read here so that a worker of any version records it
-            fields = {**_fields(case, group), **code_metadata(roots[label]), "started": started, "finished": finished}
+            fields = {**_fields(case, group), **code_metadata(roots[label]), "started": started, "finished": finished,
+                      "measure": sweep.measure}
             measurements.append(Measurement.from_processes(fields, [p.run(threads) for p in group], unit, label))
     return measurements
 

@@ -13,7 +13,11 @@ an A/B run) while all of them are alive and idle but one:
 * ``{"cmd": "time", "rounds": N}`` -> ``{"times": [seconds per call, ...], "peak_rss_bytes": B,
   "wall_s": W, "cpu_s": C}``: N rounds of the prepared case, with the wall-clock and this process's
   CPU seconds (all its threads, nanosecond clocks) they took: a worker that got less CPU than
-  wall time times its threads had its CPU taken by other processes.
+  wall time times its threads had its CPU taken by other processes.  A job whose ``measure`` is
+  ``instructions`` (a worker started under valgrind, :mod:`bench.timing.valgrind`) answers
+  ``times`` in instructions per call instead, its warm-up and rounds fixed
+  (:class:`~bench.timing.valgrind.CountingPolicy`), and its prepare row says what the libraries
+  ran on the CPU valgrind presents.  Every prepare row says its ``measure``.
 * ``{"cmd": "quit"}`` -> ``{"metadata": {...}}``: this process's libraries, then exit.
 
 Only the case being timed is held (its arrays, its prepared backend, its float64 reference):
@@ -28,6 +32,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 
 from kernels import register_backend
 
@@ -47,23 +52,35 @@ def register_extra_backends(extra: dict) -> None:
         register_backend(name, factory)
 
 
-def serve(job: dict, requests, answer) -> None:
-    """Answer ``requests`` (an iterator of dicts) through ``answer(dict)`` for ``job``."""
+def serve(job: dict, requests, answer, job_path: str = "") -> None:
+    """Answer ``requests`` (an iterator of dicts) through ``answer(dict)`` for ``job`` (the file
+    ``job_path``, beside which a counting worker finds its dumps)."""
     register_extra_backends(job.get("extra_backends"))
     cases = {c.id: c for c in get_grid(job["grid"], job.get("passes"))}
-    policy = TimingPolicy(**job["policy"])
     code = code_metadata()
+    measure = job.get("measure") or "time"
+    counter, policy = None, TimingPolicy(**job["policy"])
+    if measure == "instructions":
+        from .valgrind import Counter, CountingPolicy, kernels_seen
+
+        counter, policy = Counter(Path(job_path)), CountingPolicy(**job["policy"])
     ready = None
     for request in requests:
         cmd = request.get("cmd")
         if cmd == "prepare":
             ready = None  # the previous case's arrays and reference go before this one's are made
             outcome, ready, _ = prepare_case(cases[request["case"]], job["backend"], policy, job["threads"])
-            answer({"row": {**process_metadata(), **code, **outcome.row}, "rounds": ready.rounds if ready else 0})
+            row = {**process_metadata(), **code, **outcome.row, "measure": measure}
+            if counter is not None:
+                row.update(valgrind_cpu=counter.cpu(), valgrind_kernels=kernels_seen())
+            answer({"row": row, "rounds": ready.rounds if ready else 0})
         elif cmd == "time":
             wall, cpu = time.perf_counter(), time.process_time()
             with PeakMemory() as peak:
-                times = time_rounds(ready.call, int(request["rounds"]), ready.iterations)
+                if counter is not None:
+                    times = counter.count(ready.call, int(request["rounds"]), ready.iterations)
+                else:
+                    times = time_rounds(ready.call, int(request["rounds"]), ready.iterations)
             answer({"times": times, "peak_rss_bytes": peak.bytes, "wall_s": time.perf_counter() - wall,
                     "cpu_s": time.process_time() - cpu})
         elif cmd == "quit":
@@ -84,5 +101,5 @@ def main(job_path: str) -> int:
     def answer(message: dict) -> None:
         out.write(json.dumps(message, default=str) + "\n")
 
-    serve(job, (json.loads(line) for line in sys.stdin), answer)
+    serve(job, (json.loads(line) for line in sys.stdin), answer, job_path)
     return 0

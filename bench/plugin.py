@@ -27,7 +27,7 @@ from kernels.base import PASSES
 
 from .environment import REPO, run_metadata
 from .report.console import summary_lines
-from .report.table import render
+from .report.table import headline, render
 from .results.paths import sidecar_path
 from .results.writer import ResultWriter
 from .runner import UsageError, claim_output, executor_of, resolve, run_header, sweep_of
@@ -189,6 +189,7 @@ class BenchmarkRun:
         if m.status != "ok":
             pytest.fail(f"{m.status}: {m.reason}", pytrace=False)
         benchmark.extra_info["process_medians"] = list(m.process_medians)
+        benchmark.extra_info["unit"] = m.unit  # pytest-benchmark's own table shows a count as if seconds
         CLOCK.load(m.rounds)
         benchmark.pedantic(CLOCK.advance, rounds=len(m.rounds), iterations=1, warmup_rounds=0)
 
@@ -220,7 +221,8 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_line("rnn-cell-bench: no rows to report")
         return
     buf = io.StringIO()
-    render(rows, title="per_step in microseconds (* best, ~ unstable)", file=buf)
+    column, scale, title = headline(rows)
+    render(rows, column, scale, title=title, file=buf)
     terminalreporter.write_sep("=", "rnn-cell-bench")
     terminalreporter.write(buf.getvalue())
     for line in summary_lines(rows, run.writer.path, sidecar_path(run.writer.path)):

@@ -119,8 +119,10 @@ def test_cli_exit_status_and_formats(capsys):
 
 
 def test_threshold_parsing():
-    assert parse_thresholds(["numba=1.05", "default=1.2"]) == {"default": 1.2, "numba": 1.05}
-    assert parse_thresholds(["1.3"]) == {"default": 1.3}
+    assert parse_thresholds(["numba=1.05", "default=1.2"]) == {"default": 1.2, "numba": 1.05, "instructions": 1.2}
+    assert parse_thresholds(["1.3"]) == {"default": 1.3, "instructions": 1.3}
+    assert parse_thresholds([]) == {"default": 1.10, "instructions": 1.01}  # counts: see test_instructions.py
+    assert parse_thresholds(["instructions=1.02", "1.3"]) == {"default": 1.3, "instructions": 1.02}
     for bad in (["numba=0.9"], ["x=abc"], ["1"]):
         with pytest.raises(ValueError, match="--threshold"):
             parse_thresholds(bad)

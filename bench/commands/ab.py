@@ -4,7 +4,9 @@ Each side is a git revision checked out to a temporary worktree (or ``WORKTREE``
 it is, uncommitted changes included).  Both sides' workers run in one sweep: for every case, the
 two sides' processes are paired (process k of BASE with process k of NEW) and their bursts
 alternate back to back, so the machine's drift falls on both alike.  Each benchmark is judged on
-its paired process medians (:func:`bench.judge.stats.judge_paired`).  The two result files and
+its paired process medians (:func:`bench.judge.stats.judge_paired`); with ``--measure
+instructions``, one counting process per backend and side, judged by the ratio of the counts
+(:func:`bench.judge.stats.judge_counts`, default threshold 1.01).  The two result files and
 the report (``<results>/<machine_id>/ab-<run id>-base.csv``, ``-new.csv``, ``ab-<run id>.json``)
 are kept; every row records the commit of the side that timed it.  Exit: ``compare``'s.
 """
@@ -23,11 +25,11 @@ from ..grids import get_grid, no_match
 from ..judge.compare import compare
 from ..judge.formats import format_comparison, records, summary
 from ..judge.sides import Unusable
-from ..judge.stats import parse_thresholds
+from ..judge.stats import COUNT_THRESHOLD, parse_thresholds
 from ..results.files import atomic_write_text
 from ..results.paths import machine_dir
 from ..runner import UsageError, resolve, run_to_files, sweep_of
-from ..timing.options import RunOptions
+from ..timing.options import COUNT_PROCESSES, RunOptions
 from ..timing.process import Side
 from .base import FOUND, OK, Command, add_judgement_args, add_run_options, fail
 
@@ -36,8 +38,12 @@ WORKTREE = "WORKTREE"
 #: Default slowdown that counts in an A/B run: paired processes resolve 5%.
 AB_THRESHOLD = 1.05
 #: Paired processes per benchmark unless --processes says otherwise: enough for the paired t-test
-#: to resolve a 10% change on a noisy machine (docs/comparing.md).
+#: to resolve a 10% change on a noisy machine (docs/comparing.md).  Counting instructions: one
+#: (bench.timing.options.COUNT_PROCESSES): a count has no noise to pair away.
 AB_PROCESSES = 5
+#: The checkouts' folder names: of one length, so that the two sides' paths (on sys.path, in
+#: every module's __file__) take the same memory, and instruction counts differ only by the code.
+CHECKOUT_NAMES = ("base", "head")
 
 
 @contextlib.contextmanager
@@ -70,7 +76,8 @@ def run_ab(base_rev: str, new_rev: str, sweep, outputs: dict, progress=print, si
         Unusable: a revision git does not know.
     """
     with tempfile.TemporaryDirectory(prefix="rnn-bench-ab-") as tmp:
-        with checkout(base_rev, Path(tmp) / "base") as base_root, checkout(new_rev, Path(tmp) / "new") as new_root:
+        base_dir, new_dir = (Path(tmp) / name for name in CHECKOUT_NAMES)
+        with checkout(base_rev, base_dir) as base_root, checkout(new_rev, new_dir) as new_root:
             sides = [Side("base", base_root, tuple(sides_env[0])), Side("new", new_root, tuple(sides_env[1]))]
             return run_to_files(dataclasses.replace(sweep, sides=sides), outputs, progress=progress)
 
@@ -104,7 +111,8 @@ class Ab(Command):
                    "worker processes, bursts alternating. Exit 0: no regression, 1: regression, 2: unusable input.")
 
     def add_arguments(self, parser):
-        add_judgement_args(parser, "git revision (e.g. HEAD~1, a tag, WORKTREE)", f"{AB_THRESHOLD}",
+        add_judgement_args(parser, "git revision (e.g. HEAD~1, a tag, WORKTREE)",
+                           f"{AB_THRESHOLD}; instruction counts {COUNT_THRESHOLD}",
                            "paired t-test on process medians")
         add_run_options(parser)
 
@@ -114,10 +122,11 @@ class Ab(Command):
         if args.dask or args.shard:
             return fail("ab: pairs both revisions' processes on this machine, whole; --dask and --shard are for run")
         options = RunOptions.read(vars(args).get)
-        options = dataclasses.replace(options, processes=AB_PROCESSES if options.processes is None else options.processes)
+        default = COUNT_PROCESSES if options.counting else AB_PROCESSES
+        options = dataclasses.replace(options, processes=default if options.processes is None else options.processes)
         try:
             resolved = resolve(options)
-            if resolved.options.counts()[1] < 2:
+            if resolved.options.counts()[1] < 2 and not options.counting:
                 raise UsageError(f"--processes: expected at least 2 paired processes, got {options.processes}")
             thresholds = parse_thresholds(args.threshold, AB_THRESHOLD)
         except ValueError as exc:
@@ -128,7 +137,9 @@ class Ab(Command):
         folder = machine_dir(machine_id())
         outputs = {label: folder / f"ab-{sweep.run_id}-{label}.csv" for label in ("base", "new")}
         print(f"ab: {args.base} against {args.new}: {len(sweep.cases)} cases x {len(sweep.backends)} backends, "
-              f"{sweep.options.processes} paired processes each, seed {sweep.seed}", flush=True)
+              f"{sweep.options.processes} " + ("process each counting instructions under valgrind"
+                                                  if options.counting else "paired processes each")
+              + f", seed {sweep.seed}", flush=True)
         try:
             rows = run_ab(args.base, args.new, sweep, outputs, progress=lambda line: print(line, flush=True))
             result = compare(outputs["base"], outputs["new"], thresholds, args.alpha, paired=True)

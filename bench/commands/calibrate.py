@@ -2,8 +2,9 @@
 
 A/A (the ``spin`` backend's factor 1 against 1) and A/B (1 against ``--slowdown``) on the
 ``calibration`` grid, through the same runner and judgement as ``bench ab``
-(:mod:`bench.timing.spin`).  The four result files and a summary JSON go under
-``<results>/<machine_id>/`` (or ``--out-dir``).
+(:mod:`bench.timing.spin`); ``--measure instructions`` calibrates the gate of instruction counts
+(one counting process per side, threshold 1.01 by default).  The four result files and a summary
+JSON go under ``<results>/<machine_id>/`` (or ``--out-dir``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from ..results.files import atomic_write_text
 from ..results.paths import machine_dir
 from ..grids import get_grid
 from ..runner import new_seed
-from ..timing.options import RunOptions
+from ..judge.stats import COUNT_THRESHOLD
+from ..timing.options import COUNT_PROCESSES, MEASURES, RunOptions
+from ..timing.valgrind import check_counting
 from ..timing.process import Side
 from ..timing.spin import FACTOR_ENV
 from ..timing.sweep import Sweep
@@ -37,7 +40,7 @@ def calibrate(options: RunOptions, slowdown: float, threshold: float, alpha: flo
     out_dir.mkdir(parents=True, exist_ok=True)
     _, processes = options.counts()
     summary = {"run_id": run_id, "seed": seed, "slowdown": slowdown, "threshold": threshold, "alpha": alpha,
-               "processes": processes, "grid": "calibration"}
+               "processes": processes, "grid": "calibration", "measure": options.measure or "time"}
     for name, factor in (("aa", 1.0), ("ab", slowdown)):
         outputs = {side: out_dir / f"calibration-{run_id}-{name}-{side}.csv" for side in ("base", "new")}
         sweep = Sweep(options, get_grid("calibration"), ["spin"], [Side("base", REPO), Side("new", REPO)], run_id, seed,
@@ -63,25 +66,33 @@ class Calibrate(Command):
     def add_arguments(self, parser):
         parser.add_argument("--slowdown", type=float, default=1.10, help="factor of the A/B run's slower side (default 1.10)")
         parser.add_argument("--threshold", type=float, default=None,
-                            help=f"ratio that counts (default: bench ab's {AB_THRESHOLD})")
+                            help=f"ratio that counts (default: bench ab's {AB_THRESHOLD}; instruction counts "
+                                 f"{COUNT_THRESHOLD})")
         parser.add_argument("--alpha", type=float, default=0.01, help="significance level (default 0.01)")
-        parser.add_argument("--processes", type=int, help=f"paired processes (default {AB_PROCESSES})")
+        parser.add_argument("--processes", type=int,
+                            help=f"paired processes (default {AB_PROCESSES}; instruction counts {COUNT_PROCESSES})")
+        parser.add_argument("--measure", choices=list(MEASURES), default="time",
+                            help="time (default) or instructions: the gate of `bench ab --measure instructions`")
         parser.add_argument("--max-time", type=float, help="seconds of rounds per case and process (default 0.05)")
         parser.add_argument("--threads", type=int, help="threads per pool (default 1)")
         parser.add_argument("--seed", type=int, help="seed of the interleaved order")
         parser.add_argument("--out-dir", help="where the files go (default <results>/<machine_id>)")
 
     def run(self, args) -> int:
+        counting = args.measure == "instructions"
+        default = COUNT_PROCESSES if counting else AB_PROCESSES
         options = RunOptions(grid="calibration", max_time=args.max_time, threads=args.threads, seed=args.seed,
-                             processes=AB_PROCESSES if args.processes is None else args.processes)
+                             processes=default if args.processes is None else args.processes, measure=args.measure)
         try:
             options.policy("calibration")
             options.counts()
+            if counting:
+                check_counting()
         except ValueError as exc:
             return fail(exc)
         if not args.slowdown > 1:
             return fail(f"--slowdown: expected a factor above 1, got {args.slowdown}")
-        threshold = args.threshold or AB_THRESHOLD
+        threshold = args.threshold or (COUNT_THRESHOLD if counting else AB_THRESHOLD)
         if not threshold > 1:
             return fail(f"--threshold: expected a ratio above 1, got {threshold}")
         run_id = new_run_id()
@@ -96,7 +107,9 @@ class Calibrate(Command):
         aa, ab = summary["aa"], summary["ab"]
         print(f"A/A: {aa['regressions'] + aa['improvements']} of {aa['rows']} rows flagged; "
               f"A/B x{args.slowdown}: {ab['regressions']} of {ab['rows']} rows detected "
-              f"(threshold {summary['threshold']}, alpha {args.alpha}, {summary['processes']} paired processes)")
+              f"(threshold {summary['threshold']}, "
+              + (f"{summary['processes']} counting process(es) a side)" if counting else
+                 f"alpha {args.alpha}, {summary['processes']} paired processes)"))
         return OK
 
 

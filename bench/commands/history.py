@@ -32,8 +32,9 @@ class History(Command):
     def add_arguments(self, parser):
         parser.add_argument("--machine", help="machine id (default: the only one saved, else this machine's)")
         parser.add_argument("--results", help="results folder (default: $RNN_BENCH_RESULTS, else ./results)")
-        parser.add_argument("--threshold", action="append", default=[], metavar="RATIO",
-                            help="step size that counts (default 1.10)")
+        parser.add_argument("--threshold", action="append", default=[], metavar="[instructions=]RATIO",
+                            help="step size that counts (default 1.10; instruction counts 1.01, or "
+                                 "instructions=RATIO)")
         parser.add_argument("--alpha", type=float, default=0.01, help="significance level (default 0.01)")
         parser.add_argument("--plot", action="store_true", help="also write <results>/<machine>/history.png")
 
@@ -47,7 +48,7 @@ class History(Command):
                         "save one with `python -m bench run --save`)")
         try:
             thresholds = parse_thresholds(args.threshold)
-            ts = trends([load(p) for p in runs], thresholds["default"], args.alpha, machine)
+            ts = trends([load(p) for p in runs], thresholds["default"], args.alpha, machine, thresholds["instructions"])
         except (Unusable, ValueError) as exc:
             return fail(exc)
         print(format_trends(ts, machine, len(runs), skipped_note(others)), end="")

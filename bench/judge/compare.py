@@ -16,7 +16,7 @@ import numpy as np
 
 from ..results.schema import KEY_COLUMNS, READ_AS, SCHEMA_VERSION, added_since
 from .sides import Side, Unusable, load, metadata_warnings
-from .stats import Pair, finite, judge, judge_paired, threshold_for
+from .stats import Pair, finite, judge, judge_paired, parse_thresholds, threshold_for
 
 
 @dataclasses.dataclass
@@ -98,10 +98,12 @@ def judge_pair(b, n, thresholds: dict, alpha: float, paired: bool = False, acros
     the two sides of an A/B run); *not comparable (machines differ)* where they ran on different
     machines, unless ``across_machines``."""
     mode = b.measurement.fields.get("mode", "")
-    threshold = thresholds["default"] if n.key[0] == "name" else threshold_for(thresholds, n.key[0], mode)
+    measure = "instructions" if n.measurement.unit == "instructions" else "time"
+    threshold = thresholds["default"] if n.key[0] == "name" else threshold_for(thresholds, n.key[0], mode, measure)
     if b.machine and n.machine and b.machine != n.machine and not across_machines:
         return Pair(n.label, n.key, finite(b.measurement.median), finite(n.measurement.median), None, None, threshold,
-                    "not comparable", f"{MACHINES_DIFFER}: {b.machine} in BASE, {n.machine} in NEW")
+                    "not comparable", f"{MACHINES_DIFFER}: {b.machine} in BASE, {n.machine} in NEW",
+                    n.measurement.unit)
     rule = judge_paired if paired else judge
     return rule(n.label, n.key, b.measurement, n.measurement, threshold, alpha)
 
@@ -111,7 +113,8 @@ def compare(base_path, new_path, thresholds: dict | None = None, alpha: float = 
     """Pair and judge every benchmark of two result files (paths, or :class:`Side` already loaded).
 
     Args:
-        thresholds: from :func:`bench.judge.stats.parse_thresholds`; default 1.10 for all.
+        thresholds: from :func:`bench.judge.stats.parse_thresholds`; default 1.10 for times, 1.01
+            for instruction counts.
         alpha: significance level of the one-sided tests.
         paired: the files are the two sides of one A/B run (``bench ab``): process k of each ran
             side by side, and each benchmark is judged on its paired process medians.
@@ -123,7 +126,7 @@ def compare(base_path, new_path, thresholds: dict | None = None, alpha: float = 
             common, or none of the common ones is comparable (e.g. no raw samples): a CI gate must
             not pass on nothing.
     """
-    thresholds = thresholds or {"default": 1.10}
+    thresholds = thresholds or parse_thresholds([])
     base, new = (path if isinstance(path, Side) else load(path) for path in (base_path, new_path))
     common, only_base, only_new, notes = pair_sides(base, new)
     pairs = [judge_pair(b, n, thresholds, alpha, paired, across_machines) for b, n in common]

@@ -10,13 +10,15 @@ import json
 from .compare import Comparison
 from .stats import VERDICTS, finite
 
-FIELDS = ["benchmark", "base_median_s", "new_median_s", "ratio", "p_value", "threshold", "verdict", "why"]
+#: A record's fields.  ``base_median_s`` and ``new_median_s`` hold the medians in the pair's
+#: ``unit``: seconds, or instructions per call (``--measure instructions``, no p-value).
+FIELDS = ["benchmark", "base_median_s", "new_median_s", "ratio", "p_value", "threshold", "verdict", "why", "unit"]
 
 
 def records(c: Comparison) -> list[dict]:
     """One dict of :data:`FIELDS` per pair; a number that is missing or not finite is None."""
     return [dict(zip(FIELDS, (p.label, finite(p.base), finite(p.new), finite(p.ratio), finite(p.p_value),
-                              p.threshold, p.verdict, p.why)))
+                              p.threshold, p.verdict, p.why, p.unit)))
             for p in c.pairs]
 
 
@@ -63,9 +65,13 @@ def format_comparison(c: Comparison, fmt: str = "table") -> str:
         writer.writeheader()
         writer.writerows(recs)
         return buf.getvalue()
-    cells = [[r["benchmark"], _fmt(r["base_median_s"]), _fmt(r["new_median_s"]), _fmt(r["ratio"], ".3f"),
-              _fmt(r["p_value"], ".2g"), r["verdict"] + (f" ({r['why']})" if r["why"] else "")] for r in recs]
-    header = ["benchmark", "BASE median s", "NEW median s", "NEW/BASE", "p", "verdict"]
+    counts = {r["unit"] for r in recs} == {"instructions"}
+    number = ".6g" if counts else ".3g"  # counts: a 1% change shows
+    cells = [[r["benchmark"], _fmt(r["base_median_s"], number), _fmt(r["new_median_s"], number),
+              _fmt(r["ratio"], ".4f" if counts else ".3f"), _fmt(r["p_value"], ".2g"),
+              r["verdict"] + (f" ({r['why']})" if r["why"] else "")] for r in recs]
+    what = "instructions" if counts else "s" if {r["unit"] for r in recs} <= {"s"} else "s or instructions"
+    header = ["benchmark", f"BASE median {what}", f"NEW median {what}", "NEW/BASE", "p", "verdict"]
     if fmt == "markdown":
         out = ["| " + " | ".join(header) + " |", "|---|---:|---:|---:|---:|---|"]
         out += ["| " + " | ".join(row) + " |" for row in cells]

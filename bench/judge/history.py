@@ -15,6 +15,11 @@ asv's penalized change-point fit, so that a step in history means exactly what a
 ``compare`` means (ratio beyond the threshold and significant at ``alpha``), and stays
 explainable from two numbers; its weakness is a slow drift, which it reports as one step where
 the drift crosses the threshold.
+
+Instruction counts (``--measure instructions``, their own benchmarks: ``measure`` is in the key)
+follow ``compare``'s rule for counts (:func:`bench.judge.stats.judge_counts`): a split is a step
+where the ratio of the segments' medians is beyond the count threshold (default 1.01); there is
+no test, and the runs pooled in a segment need not agree to the tolerance of one run's processes.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import numpy as np
 
 from ..measurement import Measurement
 from .sides import Entry, Side
-from .stats import Pair, judge, times_problem
+from .stats import COUNT_THRESHOLD, Pair, judge, judge_counts, times_problem
 
 
 @dataclasses.dataclass
@@ -68,8 +73,9 @@ def pooled(measurements: list[Measurement]) -> Measurement:
 
 def find_steps(measurements: list[Measurement], threshold: float = 1.10, alpha: float = 0.01) -> list[tuple]:
     """``[(k, Pair)]``: the index ``k`` of the first run after each step, with the verdict that
-    justified it, sorted by ``k``."""
+    justified it, sorted by ``k``.  Counts are split by the ratio of medians alone."""
     steps = []
+    counts = bool(measurements) and measurements[0].unit == "instructions"
 
     def segment(lo: int, hi: int) -> None:
         if hi - lo < 2:
@@ -81,7 +87,9 @@ def find_steps(measurements: list[Measurement], threshold: float = 1.10, alpha: 
                 best_k, best = k, r
         if best_k is None:
             return
-        pair = judge("", (), pooled(measurements[lo:best_k]), pooled(measurements[best_k:hi]), threshold, alpha)
+        before, after = pooled(measurements[lo:best_k]), pooled(measurements[best_k:hi])
+        pair = judge_counts("", (), before, after, threshold, None) if counts else judge("", (), before, after,
+                                                                                              threshold, alpha)
         if pair.verdict in ("regression", "improvement"):
             steps.append((best_k, pair))
             segment(lo, best_k)
@@ -98,11 +106,13 @@ def usable(entry: Entry) -> bool:
         m.process_medians, "process medians"))
 
 
-def trends(sides: list[Side], threshold: float = 1.10, alpha: float = 0.01, machine: str | None = None) -> list[Trend]:
+def trends(sides: list[Side], threshold: float = 1.10, alpha: float = 0.01, machine: str | None = None,
+           count_threshold: float = COUNT_THRESHOLD) -> list[Trend]:
     """Per benchmark timed in any of ``sides`` (saved runs, oldest first): its measurements per run
-    and the steps found; with ``machine``, only the entries of that machine (entries that do not
-    name one are kept).  A run whose samples cannot make a ratio
-    (:func:`bench.judge.stats.times_problem`) is left out of the benchmark's series."""
+    and the steps found (``threshold`` for times, ``count_threshold`` for instruction counts); with
+    ``machine``, only the entries of that machine (entries that do not name one are kept).  A run
+    whose samples cannot make a ratio (:func:`bench.judge.stats.times_problem`) is left out of the
+    benchmark's series."""
     keys = list(dict.fromkeys(k for s in sides for k, e in s.entries.items()
                               if machine is None or e.machine in ("", machine)))
     out = []
@@ -114,7 +124,8 @@ def trends(sides: list[Side], threshold: float = 1.10, alpha: float = 0.01, mach
         names, entries = zip(*series)
         measurements = [e.measurement for e in entries]
         steps = []
-        for k, pair in find_steps(measurements, threshold, alpha):
+        counts = measurements[0].unit == "instructions"
+        for k, pair in find_steps(measurements, count_threshold if counts else threshold, alpha):
             steps.append(Step(names[k], k, pair.ratio, pair.p_value, pair.verdict, pair.base, pair.new))
         out.append(Trend(entries[0].label, key, list(names), measurements, steps))
     return out
@@ -132,7 +143,8 @@ def format_trends(ts: list[Trend], machine: str, n_runs: int, skipped: str = "")
         more = "... " if len(t.medians) > 8 else ""
         lines.append(f"{t.label}: {more}{trail}{unit}")
         for s in t.steps:
-            lines.append(f"    step ({s.verdict}) at {s.run}: x{s.ratio:.3f} (p={s.p_value:.2g})")
+            why = "count" if s.p_value is None else f"p={s.p_value:.2g}"
+            lines.append(f"    step ({s.verdict}) at {s.run}: x{s.ratio:.3f} ({why})")
     return "\n".join(lines) + "\n"
 
 

@@ -14,7 +14,7 @@ from collections import Counter
 
 from rich.console import Console
 
-from .table import render
+from .table import headline, render
 from .wins import wins_lines
 
 
@@ -84,7 +84,8 @@ class ConsoleReporter:
     def finish(self, rows: list[dict], path, sidecar=None, interrupted: bool = False) -> None:
         """Print the run's table, outcomes, who won and its files."""
         if rows:
-            render(rows, title="per_step in microseconds (* best, ~ unstable)", file=self.console.file)
+            column, scale, title = headline(rows)
+            render(rows, column, scale, title=title, file=self.console.file)
             for text in summary_lines(rows, path, sidecar):
                 self.line(text)
         if interrupted:

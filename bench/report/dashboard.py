@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..judge.history import Trend, trends
 from ..judge.sides import load
-from ..judge.stats import parse_thresholds
+from ..judge.stats import COUNT_THRESHOLD, parse_thresholds
 from ..results.catalog import machines as saved_machines
 from ..results.catalog import saved_runs
 from ..results.files import read_results
@@ -78,15 +78,19 @@ def ab_reports(folder: Path) -> list[dict]:
                         "rows": [{"benchmark": r["benchmark"], "base_median": r.get("base_median_s"),
                                   "new_median": r.get("new_median_s"), "ratio": r.get("ratio"),
                                   "p_value": r.get("p_value"), "verdict": r["verdict"], "why": r.get("why", ""),
-                                  "paired_ratios": r.get("paired_ratios", [])} for r in doc["rows"]]})
+                                  "paired_ratios": r.get("paired_ratios", []), "unit": r.get("unit") or "s"}
+                                 for r in doc["rows"]]})
     return reports
 
 
 def who_wins(paths: list[Path]) -> list[dict]:
-    """Regime tables of the latest saved run of each grid."""
+    """Regime tables of the latest saved run of each grid that measured time (who wins is a
+    matter of time: a run of instruction counts has none)."""
     latest: dict = {}
     for path in paths:
         rows = read_results(path)
+        if rows and all(r.get("measure") == "instructions" for r in rows):
+            continue
         latest[rows[0].get("grid") if rows else ""] = (path, rows)
     tables = []
     for grid, (path, rows) in latest.items():
@@ -98,12 +102,13 @@ def who_wins(paths: list[Path]) -> list[dict]:
     return tables
 
 
-def machine_model(results: Path, machine: str, threshold: float, alpha: float) -> dict:
-    """One machine of the model."""
+def machine_model(results: Path, machine: str, threshold: float, alpha: float,
+                  count_threshold: float = COUNT_THRESHOLD) -> dict:
+    """One machine of the model (steps of instruction counts by ``count_threshold``)."""
     paths, _ = saved_runs(results, machine)
     runs = {p.stem: _run_model(p) for p in paths}
     latest = paths[-1].stem
-    found = trends([load(p) for p in paths], threshold, alpha, machine)
+    found = trends([load(p) for p in paths], threshold, alpha, machine, count_threshold)
     benchmarks = [benchmark_model(t, runs, latest) for t in found]
     steps = []
     for t, b in zip(found, benchmarks):

@@ -79,6 +79,14 @@ def render(rows: list[dict], column: str = "per_step_s", scale: float = 1e6, tit
         console.print(line, soft_wrap=True, markup=False)
 
 
+def headline(rows: list[dict]) -> tuple[str, float, str]:
+    """``(column, scale, title)`` of a run's table: microseconds per step, or instructions per step
+    for a run of instruction counts (``--measure instructions``)."""
+    if rows and all(r.get("measure") == "instructions" for r in rows):
+        return "instructions_per_step", 1.0, "instructions per step, counted under valgrind (* fewest, ~ unstable)"
+    return "per_step_s", 1e6, "per_step in microseconds (* best, ~ unstable)"
+
+
 def unstable_notes(rows: list[dict]) -> list[str]:
     """Under a table: why its ``~`` cells are unstable, per kind of reason (processes disagree, the
     machine was busy) with how many cells and one example."""

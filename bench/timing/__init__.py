@@ -8,5 +8,9 @@
 * :mod:`~bench.timing.executors` -- what runs a sweep: local worker processes or a dask cluster;
 * :mod:`~bench.timing.machine` -- the columns of the machine a run times on;
 * :mod:`~bench.timing.options` -- the options of a timed run, declared once;
+* :mod:`~bench.timing.valgrind` -- ``--measure instructions``: workers started under valgrind's
+  callgrind, the kernels they run, numba's cache for them;
+* :mod:`~bench.timing.counting` -- inside such a worker: its fixed plan and the counting of
+  exactly the timed calls;
 * :mod:`~bench.timing.spin` -- a backend of calibrated work, for calibrating the A/B gate.
 """

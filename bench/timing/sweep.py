@@ -238,7 +238,7 @@ def time_case(sweep: Sweep, case: Case, workers: list, rng: random.Random, unit:
     # counts do not drift with the machine: one burst, one start and stop of valgrind's instrumentation
     bursts = (1 if unit == "instructions" else min([BURSTS, *(parts[w].rounds for w in timed)])) if timed else 0
     for b in range(bursts):
-        def burst(w) -> None:
+        def burst(w, b=b) -> None:
             part = parts[w]
             if part.row.get("status") == "ok":  # else its worker died in an earlier burst
                 _burst(w, part, part.rounds // bursts + (1 if b < part.rounds % bursts else 0))

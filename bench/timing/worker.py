@@ -61,7 +61,7 @@ def serve(job: dict, requests, answer, job_path: str = "") -> None:
     measure = job.get("measure") or "time"
     counter, policy = None, TimingPolicy(**job["policy"])
     if measure == "instructions":
-        from .valgrind import Counter, CountingPolicy, kernels_seen
+        from .counting import Counter, CountingPolicy, kernels_seen
 
         counter, policy = Counter(Path(job_path)), CountingPolicy(**job["policy"])
     ready = None

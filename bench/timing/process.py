@@ -61,6 +61,10 @@ class Spawner:
     def command(self, job_path: Path) -> list[str]:
         return [*self.prefix, sys.executable, "-m", "bench", "worker", str(job_path)]
 
+    def worker_env(self, job_path: Path) -> dict:
+        """Variables added to the environment of the worker of ``job_path`` alone ({} here)."""
+        return {}
+
     def refuses(self, backend: str) -> str | None:
         """Why workers started this way cannot measure ``backend``, or None (a plain process: never)."""
         return None
@@ -92,11 +96,13 @@ class Worker:
     def __init__(self, slot: Slot, job: dict, workdir: Path, threads: int, cpus: set | None,
                  spawner: Spawner, env: dict):
         self.slot = slot
-        name = f"{slot.side.label or 'run'}-{slot.backend.replace(':', '_').replace('@', '_')}-{slot.process}"
+        # the side's label padded to one length: both sides' workers get paths of one length (counts)
+        name = f"{(slot.side.label or 'run'):_<4}-{slot.backend.replace(':', '_').replace('@', '_')}-{slot.process}"
         job_path = workdir / f"{name}.job.json"
         job_path.write_text(json.dumps({**job, "backend": slot.backend}))
         self.stderr_path = workdir / f"{name}.stderr"
-        env = {**os.environ, **env, **thread_env(threads), **dict(spawner.env), **dict(slot.side.env)}
+        env = {**os.environ, **env, **thread_env(threads), **dict(spawner.env), **spawner.worker_env(job_path),
+               **dict(slot.side.env)}
         env["PYTHONPATH"] = os.pathsep.join([str(slot.side.root), *filter(None, [os.environ.get("PYTHONPATH")])])
         with open(self.stderr_path, "w") as err:
             self.proc = subprocess.Popen(spawner.command(job_path), cwd=slot.side.root, env=env, stdin=subprocess.PIPE,

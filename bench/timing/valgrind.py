@@ -2,9 +2,11 @@
 exactly the timed calls.
 
 **How a worker is started** (:class:`CallgrindSpawner`): ``valgrind --tool=callgrind
---instr-atstart=no`` before ``python -m bench worker JOB``, its dumps next to the job file
-(:func:`dump_prefix`), ``PYTHONHASHSEED=0`` (a string's hash, hence a set's order, is the same in
-every process) and one thread (:func:`refusal`).  Instrumentation is off while the worker starts,
+--instr-atstart=no`` before ``python -m bench worker JOB``, one command line for every worker
+and run (its dumps' place comes through the environment: a different valgrind command line
+lays the program's heap out differently, :func:`~bench.timing.counting.dump_prefix`),
+``PYTHONHASHSEED=0`` (a string's hash, hence a set's order, is the same in every process) and one
+thread (:func:`refusal`).  Instrumentation is off while the worker starts,
 imports its backend, compiles, checks and warms up: valgrind runs that part at a few times
 native cost, not the tens of times of counting.
 
@@ -59,7 +61,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .counting import HELPER_ENV, dump_prefix
+from .counting import DUMPS_ENV, HELPER_ENV, dump_prefix
 from .process import Side, Slot, Spawner, each, live_workers
 
 #: ``avx`` (default): the libraries of counting workers are held to AVX without FMA; ``valgrind``:
@@ -224,8 +226,15 @@ class CallgrindSpawner(Spawner):
     """Starts each worker under callgrind with instrumentation off (see the module docstring)."""
 
     def command(self, job_path: Path) -> list[str]:
-        return [*self.prefix, f"--callgrind-out-file={dump_prefix(job_path)}.%p", sys.executable, "-m", "bench",
-                "worker", str(job_path)]
+        # one command line for every worker: the dumps' place comes through the environment
+        return [*self.prefix, f"--callgrind-out-file=%q{{{DUMPS_ENV}}}", sys.executable, "-m", "bench", "worker",
+                str(job_path)]
+
+    def worker_env(self, job_path: Path) -> dict:
+        """Where this worker's dumps go (its folder made now)."""
+        prefix = dump_prefix(job_path)
+        prefix.parent.mkdir(exist_ok=True)
+        return {DUMPS_ENV: str(prefix)}
 
     def refuses(self, backend: str) -> str | None:
         """Why this backend's workers cannot count instructions, or None."""

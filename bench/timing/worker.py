@@ -32,7 +32,6 @@ import json
 import os
 import sys
 import time
-from pathlib import Path
 
 from kernels import register_backend
 
@@ -52,9 +51,8 @@ def register_extra_backends(extra: dict) -> None:
         register_backend(name, factory)
 
 
-def serve(job: dict, requests, answer, job_path: str = "") -> None:
-    """Answer ``requests`` (an iterator of dicts) through ``answer(dict)`` for ``job`` (the file
-    ``job_path``, beside which a counting worker finds its dumps)."""
+def serve(job: dict, requests, answer) -> None:
+    """Answer ``requests`` (an iterator of dicts) through ``answer(dict)`` for ``job``."""
     register_extra_backends(job.get("extra_backends"))
     cases = {c.id: c for c in get_grid(job["grid"], job.get("passes"))}
     code = code_metadata()
@@ -63,7 +61,7 @@ def serve(job: dict, requests, answer, job_path: str = "") -> None:
     if measure == "instructions":
         from .counting import Counter, CountingPolicy, kernels_seen
 
-        counter, policy = Counter(Path(job_path)), CountingPolicy(**job["policy"])
+        counter, policy = Counter(), CountingPolicy(**job["policy"])
     ready = None
     for request in requests:
         cmd = request.get("cmd")
@@ -76,12 +74,13 @@ def serve(job: dict, requests, answer, job_path: str = "") -> None:
             answer({"row": row, "rounds": ready.rounds if ready else 0})
         elif cmd == "time":
             wall, cpu = time.perf_counter(), time.process_time()
-            with PeakMemory() as peak:
-                if counter is not None:
-                    times = counter.count(ready.call, int(request["rounds"]), ready.iterations)
-                else:
+            if counter is not None:  # no /proc read before a count: its text varies from run to run
+                times, peak_bytes = counter.count(ready.call, int(request["rounds"]), ready.iterations), ""
+            else:
+                with PeakMemory() as peak:
                     times = time_rounds(ready.call, int(request["rounds"]), ready.iterations)
-            answer({"times": times, "peak_rss_bytes": peak.bytes, "wall_s": time.perf_counter() - wall,
+                peak_bytes = peak.bytes
+            answer({"times": times, "peak_rss_bytes": peak_bytes, "wall_s": time.perf_counter() - wall,
                     "cpu_s": time.process_time() - cpu})
         elif cmd == "quit":
             answer({"metadata": process_metadata()})
@@ -101,5 +100,5 @@ def main(job_path: str) -> int:
     def answer(message: dict) -> None:
         out.write(json.dumps(message, default=str) + "\n")
 
-    serve(job, (json.loads(line) for line in sys.stdin), answer, job_path)
+    serve(job, (json.loads(line) for line in sys.stdin), answer)
     return 0

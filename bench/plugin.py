@@ -221,8 +221,7 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_line("rnn-cell-bench: no rows to report")
         return
     buf = io.StringIO()
-    column, scale, title = headline(rows)
-    render(rows, column, scale, title=title, file=buf)
+    render(rows, **headline(rows), file=buf)
     terminalreporter.write_sep("=", "rnn-cell-bench")
     terminalreporter.write(buf.getvalue())
     for line in summary_lines(rows, run.writer.path, sidecar_path(run.writer.path)):

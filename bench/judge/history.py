@@ -17,9 +17,10 @@ explainable from two numbers; its weakness is a slow drift, which it reports as 
 the drift crosses the threshold.
 
 Instruction counts (``--measure instructions``, their own benchmarks: ``measure`` is in the key)
-follow ``compare``'s rule for counts (:func:`bench.judge.stats.judge_counts`): a split is a step
-where the ratio of the segments' medians is beyond the count threshold (default 1.01); there is
-no test, and the runs pooled in a segment need not agree to the tolerance of one run's processes.
+follow ``compare``'s rule for counts (:func:`bench.judge.stats.judge_counts`): the split is where the
+segments' mean log counts differ most, and it is a step where the ratio of the segments' medians
+is beyond the count threshold (default 1.01); there is no test, and the runs pooled in a segment
+need not agree to the tolerance of one run's processes.
 """
 
 from __future__ import annotations
@@ -77,12 +78,19 @@ def find_steps(measurements: list[Measurement], threshold: float = 1.10, alpha: 
     steps = []
     counts = bool(measurements) and measurements[0].unit == "instructions"
 
+    def level(segment: list[Measurement]) -> float:
+        # counts: the mean of the runs' log counts, since a count has no noise for a median to hide
+        # and the median of a segment that straddles the step would tie with the step itself
+        if counts:
+            return float(np.mean(np.log([m.median for m in segment])))
+        return float(np.log(pooled(segment).median))
+
     def segment(lo: int, hi: int) -> None:
         if hi - lo < 2:
             return
         best_k, best = None, 0.0
         for k in range(lo + 1, hi):
-            r = abs(np.log(pooled(measurements[k:hi]).median / pooled(measurements[lo:k]).median))
+            r = abs(level(measurements[k:hi]) - level(measurements[lo:k]))
             if r > best:
                 best_k, best = k, r
         if best_k is None:

@@ -22,7 +22,8 @@ from ..results.schema import added_since, key
 COMPARED_METADATA = ["machine_id", "cpu_model", "cores", "blas", "blas_threads", "torch_threads", "python_version",
                      "numpy_version", "numba_version", "scipy_version", "torch_version", "numba_blas",
                      "thread_pools", "numba_threads", "onnx_version", "onnxruntime_version",
-                     "jax_version", "jaxlib_version", "onnxruntime_threads", "xla_threads", "xla_flags"]
+                     "jax_version", "jaxlib_version", "onnxruntime_threads", "xla_threads", "xla_flags",
+                     "valgrind_cpu", "valgrind_kernels"]
 #: What a plain pytest-benchmark JSON's ``machine_info`` and ``commit_info`` say that should match
 #: for a fair comparison: (name in warnings, path in the document).  Ours carry the rows' metadata.
 FOREIGN_METADATA = [("machine_info.cpu.brand_raw", ("machine_info", "cpu", "brand_raw")),
@@ -65,7 +66,9 @@ class Side:
 
 def busy_reason(rows: list[dict]) -> str:
     """Why the run of ``rows`` looks like it ran on a busy machine: other processes' use of cores
-    at its start or end (:data:`bench.measurement.BUSY_CORES`), or rows marked unstable for it; else ""."""
+    at its start or end (:data:`bench.measurement.BUSY_CORES`), or rows marked unstable for it; else "".
+    Rows of instruction counts, which other processes do not change, are not asked."""
+    rows = [r for r in rows if r.get("measure") != "instructions"]
     reasons = []
     for when in ("start", "end"):
         cores = [float(r[f"other_cores_{when}"]) for r in rows if r.get(f"other_cores_{when}") not in (None, "")]

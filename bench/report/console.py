@@ -84,8 +84,7 @@ class ConsoleReporter:
     def finish(self, rows: list[dict], path, sidecar=None, interrupted: bool = False) -> None:
         """Print the run's table, outcomes, who won and its files."""
         if rows:
-            column, scale, title = headline(rows)
-            render(rows, column, scale, title=title, file=self.console.file)
+            render(rows, **headline(rows), file=self.console.file)
             for text in summary_lines(rows, path, sidecar):
                 self.line(text)
         if interrupted:

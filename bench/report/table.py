@@ -22,10 +22,10 @@ def shown(rows: list[dict]) -> list[dict]:
     return [r for r in rows if r["backend"] in seen]
 
 
-def pivot(rows: list[dict], column: str, scale: float, lower_is_better: bool = True):
+def pivot(rows: list[dict], column: str, scale: float, lower_is_better: bool = True, spec: str = ".3g"):
     """``(backends, [(case_id, [cell text per backend])])``: ``column`` times ``scale``
-    to 3 significant digits, a status word where the row is not ``ok``, ``*`` on the best and
-    ``~`` on an unstable row (:data:`UNSTABLE_MARK`)."""
+    formatted with ``spec`` (3 significant digits), a status word where the row is not ``ok``,
+    ``*`` on the best and ``~`` on an unstable row (:data:`UNSTABLE_MARK`)."""
     rows = shown(rows)
     backends = list(dict.fromkeys(r["backend"] for r in rows))
     unstable = {(r["case_id"], r["backend"]) for r in rows if r.get("status") == "ok" and r.get("unstable")}
@@ -45,7 +45,7 @@ def pivot(rows: list[dict], column: str, scale: float, lower_is_better: bool = T
         for b in backends:
             v = cells.get(b, "")
             mark = ("*" if b == best else "") + (UNSTABLE_MARK if (case_id, b) in unstable else "")
-            texts.append(f"{v * scale:.3g}{mark}" if isinstance(v, float) else v)
+            texts.append(f"{v * scale:{spec}}{mark}" if isinstance(v, float) else v)
         lines.append((case_id, texts))
     return backends, lines
 
@@ -59,14 +59,14 @@ def markdown(rows: list[dict], column: str = "per_step_s", scale: float = 1e6, l
 
 
 def render(rows: list[dict], column: str = "per_step_s", scale: float = 1e6, title: str | None = None,
-           lower_is_better: bool = True, file=None) -> None:
-    """Print ``column`` of ``rows`` (times ``scale``) with one line per case and
-    backends side by side, in order of first appearance.  A row whose status is
+           lower_is_better: bool = True, file=None, spec: str = ".3g") -> None:
+    """Print ``column`` of ``rows`` (times ``scale``, formatted with ``spec``) with one line per
+    case and backends side by side, in order of first appearance.  A row whose status is
     not ``ok`` shows its status instead; the best value of a line is marked ``*``."""
     from rich.console import Console
     from rich.table import Table
 
-    backends, lines = pivot(rows, column, scale, lower_is_better)
+    backends, lines = pivot(rows, column, scale, lower_is_better, spec)
     table = Table(title=title or f"{column} x {scale:g} (* best)", title_justify="left")
     table.add_column("case")
     for b in backends:
@@ -79,12 +79,14 @@ def render(rows: list[dict], column: str = "per_step_s", scale: float = 1e6, tit
         console.print(line, soft_wrap=True, markup=False)
 
 
-def headline(rows: list[dict]) -> tuple[str, float, str]:
-    """``(column, scale, title)`` of a run's table: microseconds per step, or instructions per step
-    for a run of instruction counts (``--measure instructions``)."""
+def headline(rows: list[dict]) -> dict:
+    """:func:`render`'s ``column``, ``scale``, ``title`` and ``spec`` for a run's table:
+    microseconds per step to 3 digits, or for a run of instruction counts (``--measure
+    instructions``) whole instructions per step, where a 1% change shows."""
     if rows and all(r.get("measure") == "instructions" for r in rows):
-        return "instructions_per_step", 1.0, "instructions per step, counted under valgrind (* fewest, ~ unstable)"
-    return "per_step_s", 1e6, "per_step in microseconds (* best, ~ unstable)"
+        return {"column": "instructions_per_step", "scale": 1.0, "spec": ",.0f",
+                "title": "instructions per step (* fewest, ~ unstable)"}
+    return {"column": "per_step_s", "scale": 1e6, "spec": ".3g", "title": "per_step in microseconds (* best, ~ unstable)"}
 
 
 def unstable_notes(rows: list[dict]) -> list[str]:

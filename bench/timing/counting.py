@@ -24,7 +24,7 @@ from .policy import TimingPolicy
 #: refills): a few rounds of a small case differ by up to 2%, so a row's count is their median.
 COUNT_ROUNDS = 5
 #: Calls of the warm-up before counting, whatever their time: the same history in every process.
-WARM_UP_CALLS = 10
+WARM_UP_CALLS = 5
 #: How many times slower a call runs counted than under valgrind with instrumentation off (measured
 #: 1.1 to 3.5 on NumPy LSTM and tanh calls): it sizes the estimate of a count's cost for the budget.
 COUNTED_SLOWDOWN = 4
@@ -58,8 +58,8 @@ class CountingPolicy(TimingPolicy):
     history.  Over budget where the warm-up and the counted rounds would take more than ``budget``
     seconds (a call's time under valgrind, instrumentation off; counted, :data:`COUNTED_SLOWDOWN`
     times that), judged on the fastest warm-up call: the accuracy check's one call, often a first
-    call that initialises (a JIT, a library's buffers), rules a case out only where the warm-up
-    alone would overrun the budget, and the warm-up stops once it has."""
+    call that initialises (a JIT, a library's buffers), rules a case out only where they would
+    take twice the budget, and the warm-up stops once it has overrun the budget."""
 
     def warm_up(self, call) -> float:
         times = []
@@ -77,7 +77,7 @@ class CountingPolicy(TimingPolicy):
         return (WARM_UP_CALLS + COUNT_ROUNDS * COUNTED_SLOWDOWN) * call_s
 
     def screen(self, call_s: float) -> tuple[int, int, str]:
-        if WARM_UP_CALLS * call_s > self.budget:
+        if self.cost(call_s) > 2 * self.budget:  # a first call may well take twice a warm one
             return 0, 1, self._over(call_s)
         return COUNT_ROUNDS, 1, ""
 

@@ -217,8 +217,12 @@ def refusal(threads: int, dask: bool = False) -> str:
     return ""
 
 
-#: Backends that cannot be counted, and why (measured: bench ab --grid quick, NOTES-instructions.md).
-UNCOUNTABLE: dict[str, str] = {}
+#: Backends that cannot be counted, and why (measured on the quick grid, NOTES-instructions.md).
+UNCOUNTABLE = {
+    "jax": ("jax cannot be counted: XLA's CPU runtime runs its own threads (18 in a worker with one "
+            "thread) and dispatches asynchronously, so its counts are not repeatable (two runs of one "
+            "commit differed by up to 53% on the quick grid), and a call takes up to 10 s under valgrind"),
+}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from rich.console import Console
 
 from ..report.console import outcome_lines
-from ..report.table import markdown, render
+from ..report.table import headline, markdown, render
 from ..report.wins import wins_lines
 from ..results.files import file_problem, read_results
 from .base import FOUND, OK, Command, fail
@@ -34,8 +34,9 @@ class Show(Command):
         parser.add_argument("file", help="result CSV")
         parser.add_argument("--where", action="append", default=[], metavar="COLUMN=VALUE",
                             help="keep matching rows (repeatable)")
-        parser.add_argument("--column", default="per_step_s",
-                            help="column to show (default: per_step_s); *_s columns in microseconds, others as stored")
+        parser.add_argument("--column", default=None,
+                            help="column to show (default: per_step_s, or instructions_per_step for a file of "
+                                 "instruction counts); *_s columns in microseconds, others as stored")
         parser.add_argument("--format", choices=["table", "markdown"], default="table")
 
     def run(self, args) -> int:
@@ -43,8 +44,9 @@ class Show(Command):
             rows = read_results(args.file)
         except (OSError, ValueError, UnicodeDecodeError) as exc:
             return fail(file_problem("FILE", exc))
-        if rows and args.column not in rows[0]:
-            return fail(f"--column: {args.column!r} is not a result column")
+        column = args.column or headline(rows)["column"]
+        if rows and column not in rows[0]:
+            return fail(f"--column: {column!r} is not a result column")
         try:
             rows = select_rows(rows, args.where)
         except ValueError as exc:
@@ -52,9 +54,10 @@ class Show(Command):
         if not rows:
             print(f"no rows match {' '.join(args.where)} (values are compared as written in the file, e.g. bias=True)")
             return FOUND
-        seconds = args.column.endswith("_s")
-        scale, unit = (1e6, f"{args.column.removesuffix('_s')} in microseconds") if seconds else (1.0, args.column)
-        lower_is_better = args.column not in ("gflops", "pct_peak", "weight_gbps")
+        seconds = column.endswith("_s")
+        scale, unit = (1e6, f"{column.removesuffix('_s')} in microseconds") if seconds else (1.0, column)
+        lower_is_better = column not in ("gflops", "pct_peak", "weight_gbps")
+        spec = ",.0f" if column in ("instructions", "instructions_per_step") else ".3g"
         by_machine: dict = {}
         for r in rows:  # rows of several machines (a cluster run, a merge) are shown a table per machine
             by_machine.setdefault(r.get("machine_id", ""), []).append(r)
@@ -62,12 +65,12 @@ class Show(Command):
             on = f" on {machine}" if len(by_machine) > 1 else ""
             if args.format == "markdown":
                 print(f"{on.strip()}:\n" if on else "", end="")
-                print(markdown(group, args.column, scale, lower_is_better), end="")
+                print(markdown(group, column, scale, lower_is_better, spec), end="")
             else:
-                render(group, args.column, scale, title=f"{unit}{on} (* best, ~ unstable)",
-                       lower_is_better=lower_is_better)
+                render(group, column, scale, title=f"{unit}{on} (* best, ~ unstable)",
+                       lower_is_better=lower_is_better, spec=spec)
                 console = Console(highlight=False)
-                for line in outcome_lines(group) + (wins_lines(group) if args.column == "per_step_s" else []):
+                for line in outcome_lines(group) + (wins_lines(group) if column == "per_step_s" else []):
                     console.print(line, soft_wrap=True, markup=False)
         return OK
 

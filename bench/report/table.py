@@ -50,9 +50,10 @@ def pivot(rows: list[dict], column: str, scale: float, lower_is_better: bool = T
     return backends, lines
 
 
-def markdown(rows: list[dict], column: str = "per_step_s", scale: float = 1e6, lower_is_better: bool = True) -> str:
+def markdown(rows: list[dict], column: str = "per_step_s", scale: float = 1e6, lower_is_better: bool = True,
+             spec: str = ".3g") -> str:
     """The same table as :func:`render`, as GitHub markdown."""
-    backends, lines = pivot(rows, column, scale, lower_is_better)
+    backends, lines = pivot(rows, column, scale, lower_is_better, spec)
     out = ["| case | " + " | ".join(backends) + " |", "|---|" + "---:|" * len(backends)]
     out += ["| " + case_id + " | " + " | ".join(texts) + " |" for case_id, texts in lines]
     return "\n".join(out) + "\n"

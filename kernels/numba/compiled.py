@@ -395,7 +395,7 @@ LAYERS = {"blas": _layer_blas, "fused": _layer_fused, "parallel": _layer_paralle
 # The sums over all T*B rows (the weight and bias gradients) are not one running float32 sum: its
 # error grows as sqrt(T*B) ulps, 1.2e-4 of the scale at T*B = 1.28e6 (numba#2855, #3702 are of that
 # kind).  The BLAS blocks its sums; the loops here sum blocks of SUM_BLOCK rows in the dtype and
-# add each block into float64 (_accumulate_tn), and the bias sums run in float64 (_sum_rows).
+# add each block into float64 (_accumulate_tn, _sum_rows).
 
 
 @numba.njit(inline="always", **JIT)
@@ -422,38 +422,63 @@ def _gemm_tn(blas, a, b, out):
 SUM_BLOCK = 256
 
 
+@numba.njit(inline="always", **JIT)
+def _accumulate_tn_rows(acc, a, b, k0, k1):
+    """``acc += a[k0:k1]^T @ b[k0:k1]`` as loops; the inner loop runs over a contiguous row of ``b``."""
+    for k in range(k0, k1):
+        for m in range(a.shape[1]):
+            akm = a[k, m]
+            for j in range(b.shape[1]):
+                acc[m, j] += akm * b[k, j]
+
+
 @numba.njit(**JIT)
 def _accumulate_tn(acc, a, b):
-    """``acc += a^T @ b`` as loops, for ``a`` (K, M), ``b`` (K, N), ``acc`` (M, N) C-contiguous;
-    the inner loop runs over a contiguous row of ``b``.  K is summed in blocks of
-    :data:`SUM_BLOCK` rows, each block's sum added into a float64 total."""
-    depth, height = a.shape
-    width = b.shape[1]
-    total = np.zeros((height, width), np.float64)
-    part = np.empty((height, width), acc.dtype)
+    """``acc += a^T @ b`` as loops, for ``a`` (K, M), ``b`` (K, N), ``acc`` (M, N) C-contiguous.
+    Beyond :data:`SUM_BLOCK` rows, K is summed in blocks of that many rows, each block's sum added
+    into a float64 total."""
+    depth = a.shape[0]
+    if depth <= SUM_BLOCK:
+        _accumulate_tn_rows(acc, a, b, 0, depth)
+        return
+    total = np.zeros(acc.shape, np.float64)
+    part = np.empty(acc.shape, acc.dtype)
     for k0 in range(0, depth, SUM_BLOCK):
         part[:] = 0
-        for k in range(k0, min(k0 + SUM_BLOCK, depth)):
-            for m in range(height):
-                akm = a[k, m]
-                for j in range(width):
-                    part[m, j] += akm * b[k, j]
-        for m in range(height):
-            for j in range(width):
+        _accumulate_tn_rows(part, a, b, k0, min(k0 + SUM_BLOCK, depth))
+        for m in range(acc.shape[0]):
+            for j in range(acc.shape[1]):
                 total[m, j] += part[m, j]
-    for m in range(height):
-        for j in range(width):
+    for m in range(acc.shape[0]):
+        for j in range(acc.shape[1]):
             acc[m, j] += total[m, j]
+
+
+@numba.njit(inline="always", **JIT)
+def _sum_rows_into(out, a, k0, k1):
+    """``out += a[k0:k1].sum(axis=0)``, row after row."""
+    for k in range(k0, k1):
+        for j in range(a.shape[1]):
+            out[j] += a[k, j]
 
 
 @numba.njit(**JIT)
 def _sum_rows(a, out):
-    """``out = a.sum(axis=0)`` for ``a`` (K, N), in float64 whatever the dtype (K = T*B rows)."""
-    total = np.zeros(a.shape[1], np.float64)
-    for k in range(a.shape[0]):
-        for j in range(a.shape[1]):
-            total[j] += a[k, j]
-    for j in range(a.shape[1]):
+    """``out = a.sum(axis=0)`` for ``a`` (K, N) (K = T*B rows); beyond :data:`SUM_BLOCK` rows, in
+    blocks of that many rows summed in the dtype, each added into a float64 total."""
+    depth, width = a.shape
+    out[:] = 0
+    if depth <= SUM_BLOCK:
+        _sum_rows_into(out, a, 0, depth)
+        return
+    total = np.zeros(width, np.float64)
+    part = np.empty(width, a.dtype)
+    for k0 in range(0, depth, SUM_BLOCK):
+        part[:] = 0
+        _sum_rows_into(part, a, k0, min(k0 + SUM_BLOCK, depth))
+        for j in range(width):
+            total[j] += part[j]
+    for j in range(width):
         out[j] = total[j]
 
 

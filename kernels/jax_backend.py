@@ -98,7 +98,9 @@ def network(spec: CellSpec, masked: bool = False):
             m = sigmoid(o) * jnp.tanh(c)
             return (m if w_hr is None else jnp.einsum("dbh,dph->dbp", m, w_hr)), c
         if mode == "rnn_relu":
-            return jnp.where(v < 0, jnp.zeros_like(v), v), c  # not max(v, 0): XLA's fast max may drop a NaN
+            # not max(v, 0): XLA's fast max may drop a NaN; "v <= 0", not "v < 0": the derivative at 0
+            # is then 0, torch's (an activation exactly 0 happens: no bias, zero states and inputs)
+            return jnp.where(v <= 0, jnp.zeros_like(v), v), c
         return jnp.tanh(v), c
 
     def layer(x, params, h0, c0, mask):

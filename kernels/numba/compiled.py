@@ -394,8 +394,8 @@ LAYERS = {"blas": _layer_blas, "fused": _layer_fused, "parallel": _layer_paralle
 #
 # The sums over all T*B rows (the weight and bias gradients) are not one running float32 sum: its
 # error grows as sqrt(T*B) ulps, 1.2e-4 of the scale at T*B = 1.28e6 (numba#2855, #3702 are of that
-# kind).  The BLAS blocks its sums; the loops here sum blocks of SUM_BLOCK rows in the dtype and
-# add each block into float64 (_accumulate_tn, _sum_rows).
+# kind), in loops and in MKL's GEMM alike.  They are taken in blocks of SUM_BLOCK rows, each summed
+# in the dtype and added into float64 (_product_tn, _sum_rows).
 
 
 @numba.njit(inline="always", **JIT)
@@ -416,42 +416,22 @@ def _gemm_tn(blas, a, b, out):
               dims[1:].ctypes.data, scalars[1:].ctypes.data, out.ctypes.data, dims[0:].ctypes.data)
 
 
-#: Rows per block of the loops' sums over all steps (:func:`_accumulate_tn`): each block is summed
-#: in the dtype, and blocks are added in float64, so a float32 sum errs by ~sqrt(SUM_BLOCK) ulps
-#: whatever T*B; the float64 additions cost one pass over the result per block.
-SUM_BLOCK = 256
-
-
-@numba.njit(inline="always", **JIT)
-def _accumulate_tn_rows(acc, a, b, k0, k1):
-    """``acc += a[k0:k1]^T @ b[k0:k1]`` as loops; the inner loop runs over a contiguous row of ``b``."""
-    for k in range(k0, k1):
-        for m in range(a.shape[1]):
-            akm = a[k, m]
-            for j in range(b.shape[1]):
-                acc[m, j] += akm * b[k, j]
+#: Rows per block of the sums over all T*B rows (:func:`_product_tn`, :func:`_sum_rows`): each
+#: block is summed in the dtype (by the BLAS or by loops) and blocks are added in float64, so a
+#: float32 sum errs by ~sqrt(SUM_BLOCK) ulps whatever T*B; the float64 additions cost one pass
+#: over the result per block.
+SUM_BLOCK = 2048
 
 
 @numba.njit(**JIT)
 def _accumulate_tn(acc, a, b):
-    """``acc += a^T @ b`` as loops, for ``a`` (K, M), ``b`` (K, N), ``acc`` (M, N) C-contiguous.
-    Beyond :data:`SUM_BLOCK` rows, K is summed in blocks of that many rows, each block's sum added
-    into a float64 total."""
-    depth = a.shape[0]
-    if depth <= SUM_BLOCK:
-        _accumulate_tn_rows(acc, a, b, 0, depth)
-        return
-    total = np.zeros(acc.shape, np.float64)
-    part = np.empty(acc.shape, acc.dtype)
-    for k0 in range(0, depth, SUM_BLOCK):
-        part[:] = 0
-        _accumulate_tn_rows(part, a, b, k0, min(k0 + SUM_BLOCK, depth))
-        for m in range(acc.shape[0]):
-            for j in range(acc.shape[1]):
-                total[m, j] += part[m, j]
-    for m in range(acc.shape[0]):
-        for j in range(acc.shape[1]):
-            acc[m, j] += total[m, j]
+    """``acc += a^T @ b`` as loops, for ``a`` (K, M), ``b`` (K, N), ``acc`` (M, N) C-contiguous;
+    the inner loop runs over a contiguous row of ``b`` and ``acc``."""
+    for k in range(a.shape[0]):
+        for m in range(a.shape[1]):
+            akm = a[k, m]
+            for j in range(b.shape[1]):
+                acc[m, j] += akm * b[k, j]
 
 
 @numba.njit(inline="always", **JIT)
@@ -493,14 +473,36 @@ def _product(blas, use_blas, a, b, out, beta):
         _accumulate(out, a, b, a.shape[0])
 
 
-@numba.njit(**JIT)
-def _product_tn(blas, use_blas, a, b, out):
-    """``out = a^T @ b``, through the BLAS or as loops."""
+@numba.njit(inline="always", **JIT)
+def _product_tn_block(blas, use_blas, a, b, out):
+    """``out = a^T @ b``, through the BLAS or as loops, in one sum."""
     if use_blas:
         _gemm_tn(blas, a, b, out)
     else:
         out[:] = 0
         _accumulate_tn(out, a, b)
+
+
+@numba.njit(**JIT)
+def _product_tn(blas, use_blas, a, b, out):
+    """``out = a^T @ b`` for ``a`` (K, M), ``b`` (K, N), through the BLAS or as loops; beyond
+    :data:`SUM_BLOCK` rows, one product per block of rows, added into a float64 total (a BLAS too
+    sums a tall product's K in one running sum: MKL's float32 dW_hh erred by 1.2e-4 of its scale at
+    K = 1.28e6)."""
+    depth = a.shape[0]
+    if depth <= SUM_BLOCK:
+        _product_tn_block(blas, use_blas, a, b, out)
+        return
+    total = np.zeros(out.shape, np.float64)
+    for k0 in range(0, depth, SUM_BLOCK):
+        k1 = min(k0 + SUM_BLOCK, depth)
+        _product_tn_block(blas, use_blas, a[k0:k1], b[k0:k1], out)
+        for m in range(out.shape[0]):
+            for j in range(out.shape[1]):
+                total[m, j] += out[m, j]
+    for m in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            out[m, j] = total[m, j]
 
 
 @numba.njit(**JIT)

@@ -21,6 +21,9 @@ from kernels.reference import GRAD_TOLERANCES, TOLERANCES, flatten, gradient_mis
 
 from .conftest import skip_unless_computes
 
+#: torch's own note, once per process, that its CPU LSTM with projections takes its native path
+pytestmark = pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN")
+
 TIMESTEPS = 5
 
 #: Lengths patterns over T = 5: ``None`` (every sequence full), sorted (decreasing, with a tie),
@@ -106,7 +109,7 @@ def torch_packed(spec, weights, x, hx=None, lengths=None, grad_output=None, grad
     def leaf(a):
         return torch.tensor(np.array(a, np.float64), requires_grad=True)
 
-    timesteps, batch = spec.timesteps_batch(x)
+    timesteps, batch = (x.shape[0], None) if x.ndim == 2 else spec.timesteps_batch(x)
     xt = leaf(x)
     given = hx is not None
     states = [leaf(s) for s in ((hx if spec.mode == "lstm" else (hx,)) if given else
@@ -282,6 +285,22 @@ def test_projection_shapes_are_torchs():
         assert spec.state_shapes(6) == [tuple(h_n.shape), tuple(c_n.shape)] and spec.h_size == 2
     weights = init_weights(spec)
     assert list(weights) == list(spec.weight_shapes()) and np.abs(weights["weight_hr_l2"]).max() <= 1 / np.sqrt(5)
+
+
+def test_unbatched_projection_matches_torch(backend):
+    """2-D x with projections: output (T, D*P), h_n (D*L, P), c_n (D*L, H), and the gradients."""
+    spec = CellSpec("lstm", 3, 4, num_layers=2, bidirectional=True, proj_size=3, dtype="float64")
+    skip_unless_computes(backend, spec)
+    rng = np.random.default_rng(5)
+    weights = init_weights(spec)
+    x, grad_output = rng.standard_normal((TIMESTEPS, 3)), rng.standard_normal(spec.output_shape(TIMESTEPS, None))
+    hx, grad_h_n = (tuple(rng.standard_normal(s) for s in spec.state_shapes(None)) for _ in range(2))
+    want = torch_packed(spec, weights, x, hx, None, grad_output, grad_h_n)
+    assert_forward_matches(spec, backend.forward(spec, weights, x, hx), want[:2], backend.name)
+    if "forward_backward" in backend.passes():
+        got = backend.forward_backward(spec, weights, x, hx, grad_output, grad_h_n)
+        assert_backward_matches(spec, got, want, backend.name)
+        assert got[2]["h0"].shape == (4, 3) and got[2]["c0"].shape == (4, 4) and got[2]["input"].shape == x.shape
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])

@@ -14,6 +14,8 @@ import numbers
 
 import numpy as np
 
+from .lengths import check_lengths
+
 #: Gates per mode: the row blocks of ``weight_ih_l{k}`` (PyTorch's layout).
 GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
 MODES = tuple(GATES)
@@ -242,7 +244,7 @@ class CellSpec:
         backend (a backend that recomputes the forward's gates spends more).
 
         ``lengths``: ``None`` (every sequence has T steps), or the sequence lengths (B,) of a
-        variable-length batch (:func:`kernels.checks.check_lengths`' rules): only valid steps
+        variable-length batch (:func:`kernels.lengths.check_lengths`' rules): only valid steps
         count -- ``sum(lengths)`` rows of work per layer and direction instead of ``T*B`` -- as
         a packed sequence computes them; a backend that computes the padding too spends more.
 
@@ -254,8 +256,6 @@ class CellSpec:
         if lengths is None:
             rows = timesteps * batch
         else:
-            from .checks import check_lengths  # checks imports this module
-
             rows = int(check_lengths(lengths, timesteps, batch).sum())
         backward = pass_ == "forward_backward"
         pointwise = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 9, "gru": 10}[self.mode]

@@ -15,7 +15,7 @@ import itertools
 import numpy as np
 import pytest
 
-from kernels import MODES, CellSpec, availability, get_backend, init_weights
+from kernels import MODES, Backend, CellSpec, availability, get_backend, init_weights
 from kernels.checks import check_lengths
 from kernels.reference import GRAD_TOLERANCES, TOLERANCES, flatten, gradient_mismatches, reference_forward
 
@@ -423,18 +423,31 @@ def test_jax_forward_backward_compiles_outside_the_timed_call():
         first.run_backward(args[0], *other[1:])
 
 
-def test_a_backend_that_does_not_declare_lengths_refuses_them():
-    """A backend derived from Backend elsewhere (the harness's calibration backend) is taken not to
-    take lengths: availability says why, and forward raises with it rather than ignore them."""
-    from bench.calibration import SpinBackend
+class OldContract(Backend):
+    """A backend written before lengths: its ``to_device`` has no ``lengths`` argument."""
 
+    name = "old_contract"
+
+    def prepare(self, spec, weights):
+        numpy = get_backend("numpy").prepare(spec, weights)
+
+        class Prepared(type(numpy)):
+            def to_device(self, x, h0=None, c0=None):
+                return super().to_device(x, h0, c0)
+
+        return Prepared(spec, weights)
+
+
+def test_a_backend_that_does_not_declare_lengths_refuses_them():
+    """A backend derived from Backend elsewhere is taken not to take lengths: availability says
+    why, and forward raises with it rather than ignore them; without lengths it runs as before."""
     spec = CellSpec("gru", 3, 4)
-    spin = SpinBackend()
-    assert "does not declare variable-length batches" in spin.unavailable_for_lengths(spec)
+    old = OldContract()
+    assert "old_contract does not declare variable-length batches" in old.unavailable_for_lengths(spec)
     x = np.zeros((5, 2, 3), np.float32)
     with pytest.raises(RuntimeError, match="unavailable for lengths: .*does not declare variable-length batches"):
-        spin.forward(spec, init_weights(spec), x, lengths=[5, 2])
-    assert spin.forward(spec, init_weights(spec), x)[0].shape == (5, 2, 4)
+        old.forward(spec, init_weights(spec), x, lengths=[5, 2])
+    assert old.forward(spec, init_weights(spec), x)[0].shape == (5, 2, 4)
     with pytest.raises(ValueError, match="lengths: availability for lengths is asked of a spec"):
         availability("numpy", lengths=True)
 

@@ -22,14 +22,18 @@ OK, FOUND, USAGE, INTERRUPTED = 0, 1, 2, 130
 
 
 class Command:
-    """One ``python -m bench`` command: its ``name``, one-line ``help``, longer ``description``."""
+    """One ``python -m bench`` command: its ``name``, one-line ``help``, longer ``description``, and
+    ``arguments``: ``(name or flag, argparse keywords)`` pairs, for a command that needs no more."""
 
     name = ""
     help = ""
     description: str | None = None
+    arguments: tuple = ()
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        """Declare this command's arguments on ``parser``."""
+        """Declare this command's arguments on ``parser`` (by default, its :attr:`arguments`)."""
+        for name, kwargs in self.arguments:
+            parser.add_argument(name, **kwargs)
 
     def run(self, args: argparse.Namespace) -> int:
         """Do the command's work; return its exit status."""

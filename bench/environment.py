@@ -138,7 +138,7 @@ def thread_env(threads: int) -> dict[str, str]:
     library reads them: OpenMP (GNU and Intel, used by torch and MKL), MKL, OpenBLAS, numba; for
     one thread also XLA's Eigen calls (``--xla_cpu_multi_thread_eigen=false`` added to this
     process's ``XLA_FLAGS``).  XLA has no flag for its pool's size: its CPU client sizes it to the
-    CPUs the process may run on, which :func:`bench.runner.worker_cpus` limits to ``threads``.
+    CPUs the process may run on, which :func:`bench.timing.process.worker_cpus` limits to ``threads``.
     ONNX Runtime's pool is per session (:meth:`kernels.Backend.use_threads`)."""
     n = str(threads)
     env = {"OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n, "NUMBA_NUM_THREADS": n}

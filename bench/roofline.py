@@ -117,6 +117,8 @@ def _spec_value(name: str, value):
     if isinstance(value, str):
         if name in ("bias", "batch_first", "bidirectional"):
             return value == "True"
-        if name in ("input_size", "hidden_size", "num_layers"):
+        if name in ("input_size", "hidden_size", "num_layers", "proj_size"):
             return int(value)
+        if name == "dropout":
+            return float(value)
     return value

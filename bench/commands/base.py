@@ -66,9 +66,13 @@ def backend_list(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc).removeprefix("--backends: ")) from None
 
 
-def add_run_options(parser: argparse.ArgumentParser) -> None:
-    """The options of a timed run (:class:`bench.timing.options.RunOptions`), ``--backends`` checked."""
+def add_run_options(parser: argparse.ArgumentParser, leave_out: tuple = ()) -> None:
+    """The options of a timed run (:class:`bench.timing.options.RunOptions`) but those named in
+    ``leave_out`` (they read as not given), ``--backends`` checked."""
     def add(flag, **kwargs):
+        if kwargs["dest"] in leave_out:
+            parser.set_defaults(**{kwargs["dest"]: kwargs.get("default")})
+            return
         if flag == "--backends":
             kwargs["type"] = backend_list
         parser.add_argument(flag, **kwargs)

@@ -50,7 +50,7 @@ def tune_backends() -> list[str]:
 def tune_options(options: RunOptions, cases: int, variants: int, budget: float) -> RunOptions:
     """``options`` with ``max_time`` and ``budget`` per benchmark from a total ``budget`` in seconds
     of timed rounds: each of the ``cases`` x ``variants`` x processes benchmarks gets an equal
-    share as its cap (:class:`bench.measure.TimingPolicy`'s budget) and aims at half of it
+    share as its cap (:class:`bench.timing.policy.TimingPolicy`'s budget) and aims at half of it
     (preparation, the accuracy check and the warm-up come on top).
 
     Raises:

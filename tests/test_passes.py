@@ -60,7 +60,7 @@ def test_prepare_case_checks_and_times_the_backward():
     assert 0 < row["max_abs_err"] < 1e-4  # float32 arithmetic against the float64 reference
     assert len(reference) == 3 and "weight_hh_l1_reverse" in reference[2]  # (output, state, grads)
     result = ready.call()
-    assert len(result) == 4 and "input" in result[3]  # the timed call is run_backward
+    assert len(result) == 5 and "input" in result[3]  # the timed call is run_backward (output, h_n, c_n, grads, packing)
     assert len(time_rounds(ready.call, 2, 1)) == 2
 
 
@@ -75,8 +75,8 @@ class WrongBackward(NumpyBackend):
 
 class WrongPrepared(NumpyPrepared):
     def layer_backward(self, *args):
-        dx, dh, dc, (dw_ih, dw_hh, db_ih, db_hh) = super().layer_backward(*args)
-        return dx, dh, dc, (dw_ih, dw_hh * 1.001, db_ih, db_hh)
+        dx, dh, dc, (dw_ih, dw_hh, *rest) = super().layer_backward(*args)
+        return dx, dh, dc, (dw_ih, dw_hh * 1.001, *rest)
 
 
 def test_a_wrong_gradient_is_a_mismatch(monkeypatch):

@@ -23,6 +23,12 @@
   every run, bitwise-identical results.  For small H, where a BLAS call costs
   more than the arithmetic (and its spinning threads take the cores).
 
+Every strategy computes LSTM's projections and variable-length batches in its compiled kernels,
+forward and backward: the rows arrive sorted by length (:class:`kernels.stack.Packing`), so a step
+runs the prefix of the batch still running (in ``blas``, the step's product takes those rows; in
+``fused`` and ``parallel`` each block of rows takes its running prefix), and with a projection the
+cell's output ``o * tanh(c)`` (H) is multiplied by W_hr^T into h (P) after each step's updates.
+
 Plain ``numba`` follows this machine's tuned plan (:mod:`kernels.numba.plan`, written by
 ``python -m bench tune``): per mode, dtype and pass, the variant -- strategy and BLAS route --
 measured fastest at the nearest size in log space; without a plan, :func:`choose_strategy`'s rule
@@ -114,6 +120,7 @@ class NumbaPrepared(StackPrepared):
         # the BLAS's by-pointer arguments: transa/transb, m/n/k, alpha/beta (BlasArgs)
         self.scratch = (np.zeros(2, np.uint8), np.zeros(3, np.int32), np.zeros(2, spec.np_dtype))
         self._packed = {}
+        self._every_step = {}
         #: strategies whose kernels run under LAUNCH_LOCK: all that start threads until compile()
         #: has seen which threading layer numba chose
         self.serialized = compiled.LAUNCH_THREADS
@@ -170,24 +177,35 @@ class NumbaPrepared(StackPrepared):
         return {"variant": self.last.variant, "plan": self.last.plan, "numba_blas": called}
 
     def convert(self, params):
-        """The forward kernels' ``(W_ih^T, W_hh^T, bx, bh)`` (biases folded except for GRU), then
-        ``W_ih`` and ``W_hh`` as stored, for the backward kernel's products."""
-        w_ih, w_hh, b_ih, b_hh = params
+        """The forward kernels' ``(W_ih^T, W_hh^T, bx, bh, W_hr^T)`` (biases folded except for GRU;
+        W_hr^T (H, P), empty (0, 0) without a projection), then ``W_ih``, ``W_hh`` and ``W_hr`` as
+        stored (``W_hr`` empty likewise), for the backward kernel's products."""
+        w_ih, w_hh, b_ih, b_hh, w_hr = params
         fold = self.spec.mode != "gru"  # GRU keeps b_hn inside r * (W_hn h + b_hn)
         bx = (b_ih + b_hh) if fold else b_ih
         bh = np.zeros_like(b_hh) if fold else b_hh
+        w_hr = np.zeros((0, 0), self.spec.np_dtype) if w_hr is None else w_hr
         # in the layout compile() compiled for, whatever flags the caller's arrays carry (read-only,
         # unaligned, byte-swapped): else the first run would compile again, inside a timing
-        return tuple(standard_layout(a, self.spec.np_dtype) for a in (w_ih.T, w_hh.T, bx, bh, w_ih, w_hh))
+        return tuple(standard_layout(a, self.spec.np_dtype) for a in (w_ih.T, w_hh.T, bx, bh, w_hr.T, w_ih, w_hh, w_hr))
 
-    def layer(self, x, h0, c0, params, reverse):
+    def every_step(self, steps: int, batch: int) -> np.ndarray:
+        """The kernels' ``active`` where every row runs every step: ``batch`` for each of ``steps``
+        (made once per size: the timed calls only look it up)."""
+        active = self._every_step.get((steps, batch))
+        if active is None:
+            active = self._every_step[(steps, batch)] = np.full(steps, batch, np.int64)
+        return active
+
+    def layer(self, x, h0, c0, params, reverse, active):
         steps, batch = x.shape[0], x.shape[1]
         choice = self.choose(steps, batch)
         c = np.ascontiguousarray(h0 if c0 is None else c0)  # carried for every mode, read by LSTM only
         packed = self.packed(choice.route, params[1], batch) if choice.strategy == "blas" else self.unpacked
         out, h, c = self.launch(choice.strategy, self.blas_args(choice.route, packed),
                                 self.kernels.MODE_CODES[self.spec.mode], np.ascontiguousarray(x),
-                                np.ascontiguousarray(h0), c, *params[:4], reverse)
+                                np.ascontiguousarray(h0), c, *params[:5],
+                                self.every_step(steps, batch) if active is None else active, reverse)
         return out, h, (c if c0 is not None else None)
 
     def launch(self, strategy, *args):
@@ -198,23 +216,26 @@ class NumbaPrepared(StackPrepared):
                 return kernel(*args)
         return kernel(*args)
 
-    def layer_train(self, x, h0, c0, params, reverse):
+    def layer_train(self, x, h0, c0, params, reverse, active):
         """The forward kernel; the cache is its inputs and output, from which the backward kernel
         recomputes the gates (:mod:`kernels.numba.compiled`)."""
         x = np.ascontiguousarray(x)
-        out, h, c = self.layer(x, h0, c0, params, reverse)
-        return out, h, c, (x, h0, c0, out)
+        active = self.every_step(x.shape[0], x.shape[1]) if active is None else active
+        out, h, c = self.layer(x, h0, c0, params, reverse, active)
+        return out, h, c, (x, h0, c0, out, active)
 
     def layer_backward(self, cache, d_out, d_h, d_c, params, reverse):
-        x, h0, c0, out = cache
+        x, h0, c0, out, active = cache
         choice = self.choose(x.shape[0], x.shape[1])  # the forward's choice at this size
-        zeros = np.zeros_like(h0)
-        dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh = self.launch_backward(
+        zeros = np.zeros_like(h0)  # c0 and dc for the cells without one (h_size is H there)
+        dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr = self.launch_backward(
             choice.strategy, self.blas_args(choice.route, self.unpacked),
             self.kernels.STRATEGY_CODES[choice.strategy], self.kernels.MODE_CODES[self.spec.mode],
-            x, np.ascontiguousarray(h0), np.ascontiguousarray(zeros if c0 is None else c0), out, *params, reverse,
-            np.ascontiguousarray(d_out), np.ascontiguousarray(d_h), np.ascontiguousarray(zeros if d_c is None else d_c))
-        return dx, dh0, (dc0 if c0 is not None else None), (dw_ih, dw_hh, db_ih, db_hh)
+            x, np.ascontiguousarray(h0), np.ascontiguousarray(zeros if c0 is None else c0), out, *params, active,
+            reverse, np.ascontiguousarray(d_out), np.ascontiguousarray(d_h),
+            np.ascontiguousarray(zeros if d_c is None else d_c))
+        return (dx, dh0, (dc0 if c0 is not None else None),
+                (dw_ih, dw_hh, db_ih, db_hh, dw_hr if self.spec.proj_size else None))
 
     def launch_backward(self, strategy, *args):
         """The backward kernel for ``strategy`` on ``args``, under :data:`LAUNCH_LOCK` where that
@@ -224,9 +245,9 @@ class NumbaPrepared(StackPrepared):
                 return self.kernels._layer_backward(*args)
         return self.kernels._layer_backward(*args)
 
-    def to_device_backward(self, x, h0=None, c0=None, grad_output=None, grad_h_n=None, grad_c_n=None):
+    def to_device_backward(self, x, h0=None, c0=None, grad_output=None, grad_h_n=None, grad_c_n=None, lengths=None):
         self.compile_backward()
-        return super().to_device_backward(x, h0, c0, grad_output, grad_h_n, grad_c_n)
+        return super().to_device_backward(x, h0, c0, grad_output, grad_h_n, grad_c_n, lengths)
 
     def compile_backward(self):
         """Compile (or load from the disk cache) this dtype's backward kernel on inputs of one
@@ -235,10 +256,11 @@ class NumbaPrepared(StackPrepared):
             return
         dt = self.spec.np_dtype
         x, s, b, w = np.zeros((1, 1, 1), dt), np.zeros((1, 1), dt), np.zeros(1, dt), np.zeros((1, 1), dt)
+        none, active = np.zeros((0, 0), dt), np.ones(1, np.int64)
         kernel = self.kernels._layer_backward
         before = (sum(kernel.stats.cache_misses.values()), sum(kernel.stats.cache_hits.values()))
-        self.launch_backward("parallel", self.blas_args(self.route, self.unpacked), 2, 0, x, s, s, x, w, w, b, b, w, w,
-                             False, x, s, s)
+        self.launch_backward("parallel", self.blas_args(self.route, self.unpacked), 2, 0, x, s, s, x, w, w, b, b, none,
+                             w, w, none, active, False, x, s, s)
         after = (sum(kernel.stats.cache_misses.values()), sum(kernel.stats.cache_hits.values()))
         self.jit_cache = "compiled" if after[0] > before[0] else "disk cache" if after[1] > before[1] else self.jit_cache
         self._backward_ready = True
@@ -249,6 +271,7 @@ class NumbaPrepared(StackPrepared):
         no writable cache directory, that the code is not cached and why."""
         dt = self.spec.np_dtype
         x, s, b = np.zeros((1, 1, 1), dt), np.zeros((1, 1), dt), np.zeros(1, dt)
+        none, active = np.zeros((0, 0), dt), np.ones(1, np.int64)
         names = STRATEGIES if self.strategy == "auto" else (self.strategy,)
         layers = [self.kernels.LAYERS[n] for n in names]
 
@@ -257,7 +280,7 @@ class NumbaPrepared(StackPrepared):
 
         before = counts()
         for name in names:
-            self.launch(name, self.blas_args(self.route, self.unpacked), 0, x, s, s, s, s, b, b, False)
+            self.launch(name, self.blas_args(self.route, self.unpacked), 0, x, s, s, s, s, b, b, none, active, False)
         after = counts()
         missed = any(a[0] > b_[0] for a, b_ in zip(after, before))
         hit = any(a[1] > b_[1] for a, b_ in zip(after, before))
@@ -312,6 +335,9 @@ class NumbaBackend(Backend):
 
     def passes(self):
         return ("forward", "forward_backward")
+
+    def unavailable_for_lengths(self, spec):
+        return None
 
     def describe(self):
         """``numba_blas``: the description of the BLAS route the kernels call (empty for

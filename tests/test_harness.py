@@ -517,7 +517,8 @@ def test_a_run_writes_its_files_once_and_loads_no_pytest(tmp_path):
               "print('PYTEST', any(m == 'pytest' or m.startswith('_pytest') for m in sys.modules))\nsys.exit(code)")
     proc = subprocess.run([sys.executable, "-c", script, "run", "--grid", "smoke", "--passes", "forward,forward_backward",
                            "--backends", "numpy,numba", "--processes", "1", "--max-time", "0.01", "--out", str(out)],
-                          cwd=REPO, capture_output=True, text=True, timeout=600)
+                          cwd=REPO, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})  # a fresh clone's .pyc files are no rows
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = dict(line.split(" ", 1) for line in proc.stdout.splitlines() if line.startswith(("WCHAR", "PYTEST")))
     files = out.stat().st_size + out.with_suffix(".jsonl").stat().st_size

@@ -407,7 +407,7 @@ def test_jax_forward_backward_compiles_outside_the_timed_call():
 def test_a_backend_that_does_not_declare_lengths_refuses_them():
     """A backend derived from Backend elsewhere (the harness's calibration backend) is taken not to
     take lengths: availability says why, and forward raises with it rather than ignore them."""
-    from bench.calibration import SpinBackend
+    from bench.timing.spin import SpinBackend
 
     spec = CellSpec("gru", 3, 4)
     spin = SpinBackend()

@@ -14,6 +14,9 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
+
+from ..lengths import lengths_of
 from ..results.catalog import catalog
 from ..results.files import read_results
 from ..results.schema import number
@@ -97,6 +100,34 @@ def peak_lines(rows: list[dict]) -> list[str]:
     return lines + [""]
 
 
+def varlen_lines(rows: list[dict]) -> list[str]:
+    """Packed against padded: per backend, pass and lengths distribution, the geometric mean over the
+    sizes of the time of a variable-length batch over the time of the same batch all T steps long
+    (``full``), beside the share of its steps that are valid (what a backend that skips the
+    padding would take)."""
+    full = {}
+    for r in rows:
+        if r["status"] == "ok" and r.get("lengths") == "full" and number(r.get("median_s")):
+            full[(r["backend"], r.get("pass"), r["mode"], r["timesteps"], r["batch"], r["hidden_size"])] = r
+    ratios: dict = {}
+    for r in rows:
+        base = full.get((r["backend"], r.get("pass"), r["mode"], r["timesteps"], r["batch"], r["hidden_size"]))
+        if r["status"] != "ok" or r.get("lengths") in ("", "full", None) or base is None:
+            continue
+        lengths = lengths_of(r["lengths"], int(r["timesteps"]), int(r["batch"]))
+        share = float(lengths.sum()) / (int(r["timesteps"]) * int(r["batch"]))
+        ratios.setdefault((r["backend"], r.get("pass"), r["lengths"]), []).append(
+            (number(r["median_s"]) / number(base["median_s"]), share))
+    if not ratios:
+        return []
+    body = [[b, p, d, str(len(v)), f"{np.exp(np.mean(np.log([x for x, _ in v]))):.2f}",
+             f"{np.mean([s for _, s in v]):.2f}"] for (b, p, d), v in sorted(ratios.items())]
+    return ["Variable-length batches, packed against padded: a batch's time with its lengths over its time with "
+            "every sequence T steps long, geometric mean over the sizes; beside it the share of valid steps "
+            "(a backend that skips all padding would take that share of the time):", "",
+            *_table(["backend", "pass", "lengths", "sizes", "time / full", "valid steps"], body), ""]
+
+
 def run_section(path: Path) -> list[str]:
     """The section of one saved run."""
     rows = read_results(path)
@@ -109,7 +140,7 @@ def run_section(path: Path) -> list[str]:
         lines += [f"Who wins where, {table['title']} (per regime: how often each backend was fastest, and each "
                   "backend's geometric mean of its time over the fastest's on the cases where all were timed):", ""]
         lines += _table(table["columns"], table["rows"]) + [""]
-    lines += numba_standing(rows) + peak_lines(rows)
+    lines += numba_standing(rows) + peak_lines(rows) + varlen_lines(rows)
     return lines
 
 

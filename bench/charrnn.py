@@ -37,7 +37,10 @@ from pathlib import Path
 
 import numpy as np
 
+from kernels import CellSpec, availability, backend_passes, get_backend, init_weights, parse_backend_name
+
 from .environment import pin_threads
+from .results.files import atomic_write_text
 
 SOURCE, TARGET = "recurrent", "neuralnet"
 VOCAB = "".join(sorted(set(SOURCE + TARGET)))  # 8 letters: acelnrtu
@@ -49,8 +52,6 @@ COLUMNS = ["backend", "dtype", "epoch", "loss", "prediction", "seconds"]
 
 def spec_of(dtype: str):
     """The tutorial's ``nn.RNN(8, 8, batch_first=True)`` as a :class:`kernels.CellSpec`."""
-    from kernels import CellSpec
-
     return CellSpec("rnn_tanh", len(VOCAB), len(VOCAB), batch_first=True, dtype=dtype)
 
 
@@ -75,8 +76,6 @@ def initial_parameters(dtype: str, seed: int = 0) -> dict[str, np.ndarray]:
     """``{name: array}``: the RNN's state_dict names (:func:`kernels.init_weights`) and
     ``linear.weight`` (8, 8), ``linear.bias`` (8,) from U(-1/sqrt(8), 1/sqrt(8)) (``nn.Linear``'s
     bound, 1/sqrt(in_features)), all in ``dtype``."""
-    from kernels import init_weights
-
     params = init_weights(spec_of(dtype), seed)
     rng = np.random.default_rng(seed + 100)
     k = 1 / np.sqrt(len(VOCAB))
@@ -124,8 +123,6 @@ class Adam:
 def train_own(name: str, dtype: str, epochs: int, threads: int = 1):
     """Train through backend ``name``'s ``forward``/``forward_backward`` with NumPy's linear layer,
     loss and :class:`Adam`; yields ``(epoch, loss, prediction, seconds)`` for every epoch."""
-    from kernels import get_backend
-
     backend, spec = get_backend(name), spec_of(dtype)
     params = initial_parameters(dtype)
     rnn_names = list(spec.weight_shapes())
@@ -191,13 +188,11 @@ def train(name: str, dtype: str, epochs: int = EPOCHS, threads: int = 1) -> list
     Raises:
         RuntimeError: the backend cannot run here, or has no ``forward_backward`` pass (why).
     """
-    from kernels import availability, backend_passes, get_backend, parse_backend_name
-
     reason = availability(name)
     if reason is None and "forward_backward" not in backend_passes(get_backend(name)):
         reason = "it has no forward_backward pass"
     if reason is not None:
-        raise RuntimeError(f"{name}: {reason}")
+        raise RuntimeError(reason)
     parsed = parse_backend_name(name)
     steps = train_torch(parsed.base.removeprefix("torch_"), dtype, epochs, threads) \
         if parsed.base in ("torch_cpu", "torch_cuda") else train_own(name, dtype, epochs, threads)
@@ -213,8 +208,6 @@ def train(name: str, dtype: str, epochs: int = EPOCHS, threads: int = 1) -> list
 
 def write_csv(path: Path, rows: list[dict]) -> None:
     """``rows`` as CSV with :data:`COLUMNS`, by atomic replace."""
-    from .results import atomic_write_text
-
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()

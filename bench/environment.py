@@ -1,7 +1,9 @@
-"""What a result was measured on: machine, libraries, threads, commit.
+"""What a result was measured on: machine, libraries, threads, and the code that ran.
 
-Every result row carries these fields, so files from different machines and
-commits can be merged and compared without side files.
+Every result row carries these fields, so files from different machines and commits can be
+merged and compared without side files.  The code's provenance (:func:`code_metadata`) is taken
+by each worker process from the checkout it runs, so the two sides of an A/B run each record
+their own commit.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-from .results import SCHEMA_VERSION
+from .results.schema import SCHEMA_VERSION
 
+#: The checkout this code runs from (git commands and A/B worktrees start from it).
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -28,9 +31,9 @@ def _version(dist: str) -> str:
         return ""
 
 
-def _git(*args: str) -> str:
+def _git(*args: str, root: Path = REPO) -> str:
     try:
-        out = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10)
+        out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
         return ""
     return out.stdout.strip() if out.returncode == 0 else ""
@@ -135,17 +138,13 @@ def thread_env(threads: int) -> dict[str, str]:
     library reads them: OpenMP (GNU and Intel, used by torch and MKL), MKL, OpenBLAS, numba; for
     one thread also XLA's Eigen calls (``--xla_cpu_multi_thread_eigen=false`` added to this
     process's ``XLA_FLAGS``).  XLA has no flag for its pool's size: its CPU client sizes it to the
-    CPUs the process may run on, which :func:`bench.runner.worker_cpus` limits to ``threads``.
+    CPUs the process may run on, which :func:`bench.timing.process.worker_cpus` limits to ``threads``.
     ONNX Runtime's pool is per session (:meth:`kernels.Backend.use_threads`)."""
     n = str(threads)
     env = {"OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n, "NUMBA_NUM_THREADS": n}
     if threads == 1:
         env["XLA_FLAGS"] = " ".join(filter(None, [os.environ.get("XLA_FLAGS", ""), "--xla_cpu_multi_thread_eigen=false"]))
     return env
-
-
-#: Other processes using more than this many cores at once make the machine "busy".
-BUSY_CORES = 0.25
 
 
 def machine_state(window_s: float = 0.5, top: int = 3) -> dict:
@@ -155,7 +154,7 @@ def machine_state(window_s: float = 0.5, top: int = 3) -> dict:
         ``{"load_avg": 1-minute load average, "other_cores": cores used by other processes over
         ``window_s`` seconds, "busiest": "name (pid) 98%; ..." of the ``top`` busiest others,
         "cpu_freq_mhz": current frequency or "", "governor": the cpufreq governor or ""}``.
-        ``other_cores`` above :data:`BUSY_CORES` means busy.
+        ``other_cores`` above :data:`bench.measurement.BUSY_CORES` means busy.
     """
     import psutil
 
@@ -198,13 +197,28 @@ def process_metadata() -> dict:
             "torch_threads": library_threads("torch"), "numba_threads": library_threads("numba")}
 
 
+def new_run_id(now: datetime.datetime | None = None) -> str:
+    """A run's id: the UTC time it started, ``20261205T101500Z`` (sorts as time)."""
+    return (now or datetime.datetime.now(datetime.timezone.utc)).strftime("%Y%m%dT%H%M%SZ")
+
+
+@functools.lru_cache(maxsize=None)
+def code_metadata(root: Path = REPO) -> dict:
+    """The code at ``root`` (a checkout): ``git_commit``, ``git_dirty`` (tracked files changed) and
+    ``git_worktree`` (the checkout's path); "" each where ``root`` is not in a git checkout."""
+    commit = _git("rev-parse", "HEAD", root=root)
+    return {"git_commit": commit,
+            "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no", root=root)) if commit else "",
+            "git_worktree": _git("rev-parse", "--show-toplevel", root=root) if commit else ""}
+
+
 def run_metadata(run_id: str | None = None) -> dict:
-    """The columns that describe the machine, the installed versions and the commit, the same for
-    every row of a run; nothing is imported for them (versions come from package metadata)."""
+    """The columns that describe the machine, the installed versions and the code, the same for
+    every row of a run; nothing is imported for them (versions come from package metadata).  The
+    code is this process's checkout; each worker records its own (:func:`code_metadata`)."""
     now = datetime.datetime.now(datetime.timezone.utc)
-    commit = _git("rev-parse", "HEAD")
     return {
-        "run_id": run_id or now.strftime("%Y%m%dT%H%M%SZ"),
+        "run_id": run_id or new_run_id(now),
         "timestamp": now.isoformat(timespec="seconds"),
         "schema_version": SCHEMA_VERSION,
         "machine_id": machine_id(),
@@ -213,15 +227,19 @@ def run_metadata(run_id: str | None = None) -> dict:
         "cores": os.cpu_count(),
         "memory_gib": memory_gib(),
         "python_version": platform.python_version(),
-        "numpy_version": _version("numpy"),
-        "numba_version": _version("numba"),
-        "scipy_version": _version("scipy"),
-        "torch_version": _version("torch"),
-        "onnx_version": _version("onnx"),
-        "onnxruntime_version": _version("onnxruntime"),
-        "jax_version": _version("jax"),
-        "jaxlib_version": _version("jaxlib"),
-        "pytest_benchmark_version": _version("pytest-benchmark"),
-        "git_commit": commit,
-        "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no")) if commit else "",
+        **{f"{name.replace('-', '_')}_version": _version(name) for name in VERSIONED},
+        **code_metadata(),
     }
+
+
+#: The distributions whose versions every row records, as ``<name>_version`` (``-`` as ``_``).
+VERSIONED = ("numpy", "numba", "scipy", "torch", "onnx", "onnxruntime", "jax", "jaxlib", "pytest-benchmark")
+
+
+def plan_environment(machine: str, plan_file: Path) -> dict[str, str]:
+    """The environment that hands ``numba`` its machine's tuned plan (:mod:`kernels.numba.plan`):
+    ``RNN_BENCH_MACHINE_ID`` = ``machine`` and ``RNN_BENCH_PLAN`` = the plan file the user named
+    in ``$RNN_BENCH_PLAN`` (or ``off``), else ``plan_file`` where it exists, else ``off``."""
+    given = os.environ.get("RNN_BENCH_PLAN", "").strip()
+    plan = given or (str(Path(plan_file).resolve()) if Path(plan_file).is_file() else "off")
+    return {"RNN_BENCH_MACHINE_ID": machine, "RNN_BENCH_PLAN": plan}

@@ -13,7 +13,7 @@ Runs from the checkout with what is installed (no network, no install step):
    that did not wait for the GPU would see them equal.
 
 Everything it writes goes under ``--out`` (``$OUT`` on the lent machine):
-``gpu.txt`` (versions), ``cuda-tests.txt``, ``quick-cuda.csv`` (+ ``.json``)
+``gpu.txt`` (versions), ``cuda-tests.txt``, ``quick-cuda.csv`` (+ ``.jsonl``)
 and ``timing-sanity.json``.  Exit status: 0 when every check passed or CUDA
 is unavailable, 1 when a check failed.
 """
@@ -51,7 +51,8 @@ def timing_sanity(lengths=(50, 200), batch: int = 64, hidden: int = 512) -> dict
     from kernels import CellSpec
 
     from .grids import Case
-    from .measure import TimingPolicy, prepare_case, time_rounds
+    from .timing.measure import prepare_case, time_rounds
+    from .timing.policy import TimingPolicy
 
     policy = TimingPolicy(max_time=0.5)
     medians = {}

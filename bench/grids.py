@@ -8,6 +8,10 @@ added only when they differ from the defaults (I = H, one layer,
 unidirectional, time-major, with bias), and ``-fb`` at the end for the
 ``forward_backward`` pass.
 
+A grid runs on any scheduler in parts: :func:`shard` picks the K-th of N parts of its cases,
+the same on every run and machine, balanced by an estimate of each case's cost; a CI matrix or
+a batch system's array job runs one part per job, and ``bench merge`` joins them.
+
 Each grid says which passes it times (``default`` both, ``deepbench`` its
 training sizes as ``forward_backward`` and its inference sizes as
 ``forward``, the others ``forward``); ``--passes`` replaces that with the
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import difflib
 import itertools
 from importlib import resources
 
@@ -25,6 +30,9 @@ import numpy as np
 
 from kernels import MODES, CellSpec, init_weights
 from kernels.base import PASSES
+
+from . import lengths as distributions
+from .timing.policy import TimingPolicy
 
 #: The id's suffix of each pass.
 PASS_SUFFIX = {"forward": "", "forward_backward": "-fb"}
@@ -37,6 +45,11 @@ class Case:
     batch: int
     #: ``"forward"`` or ``"forward_backward"`` (:data:`kernels.base.PASSES`)
     pass_: str = "forward"
+    #: the sequence lengths, as a named distribution (:mod:`bench.lengths`): ``full``, ``tail``, ``uniform:F``
+    lengths: str = "full"
+
+    def __post_init__(self):
+        distributions.check(self.lengths)
 
     @property
     def id(self) -> str:
@@ -45,15 +58,29 @@ class Case:
         if s.input_size != s.hidden_size:
             parts.append(f"I{s.input_size}")
         parts.append(f"H{s.hidden_size}")
+        if s.proj_size:
+            parts.append(f"P{s.proj_size}")
         if s.num_layers != 1:
             parts.append(f"L{s.num_layers}")
         parts += [flag for flag, on in (("bi", s.bidirectional), ("bf", s.batch_first), ("nobias", not s.bias)) if on]
+        if s.dropout:
+            parts.append(f"dropout{s.dropout:g}")
         parts.append(s.dtype)
-        return "-".join(parts) + PASS_SUFFIX[self.pass_]
+        return "-".join(parts) + distributions.suffix(self.lengths) + PASS_SUFFIX[self.pass_]
 
     def fields(self) -> dict:
-        """Every spec field plus ``timesteps``, ``batch`` and ``pass``, for result rows and ``extra_info``."""
-        return {**dataclasses.asdict(self.spec), "timesteps": self.timesteps, "batch": self.batch, "pass": self.pass_}
+        """Every spec field plus ``timesteps``, ``batch``, ``pass`` and ``lengths``, for result rows
+        and ``extra_info``."""
+        return {**dataclasses.asdict(self.spec), "timesteps": self.timesteps, "batch": self.batch, "pass": self.pass_,
+                "lengths": self.lengths}
+
+    def lengths_array(self):
+        """The sequence lengths (B,) int64 of this case's distribution, or ``None`` for ``full``."""
+        return distributions.lengths_of(self.lengths, self.timesteps, self.batch)
+
+    def flops(self) -> int:
+        """FLOPs of one call of this case's pass, valid steps only (:meth:`kernels.CellSpec.flops`)."""
+        return self.spec.flops(self.timesteps, self.batch, self.pass_, self.lengths_array())
 
     def grad_seeds(self, timesteps: int | None = None, seed: int = 0):
         """``(grad_output, grad_h_n)`` for the ``forward_backward`` pass on the first ``timesteps``
@@ -61,8 +88,7 @@ class Case:
         ``grad_h_n`` is the pair ``(grad_h_n, grad_c_n)``."""
         steps = self.timesteps if timesteps is None else min(timesteps, self.timesteps)
         rng = np.random.default_rng(seed + 2)
-        shapes = [self.spec.output_shape(steps, self.batch)] + [self.spec.state_shape(self.batch)] * (
-            2 if self.spec.mode == "lstm" else 1)
+        shapes = [self.spec.output_shape(steps, self.batch), *self.spec.state_shapes(self.batch)]
         seeds = [rng.standard_normal(shape, dtype=np.float32).astype(self.spec.dtype, copy=False) for shape in shapes]
         return seeds[0], (tuple(seeds[1:]) if self.spec.mode == "lstm" else seeds[1])
 
@@ -82,7 +108,7 @@ def _product(modes, timesteps, hidden_sizes, batches, dtype="float32"):
 
 
 def smoke() -> list[Case]:
-    """Tiny, for the test suite's end-to-end runs: seconds."""
+    """Tiny, for the test suite's end-to-end runs: tens of seconds with every backend (their start and compilation)."""
     return [
         Case(CellSpec("rnn_tanh", 3, 4), 5, 2),
         Case(CellSpec("lstm", 3, 4, num_layers=2, bidirectional=True, batch_first=True), 4, 3),
@@ -90,15 +116,33 @@ def smoke() -> list[Case]:
 
 
 def quick() -> list[Case]:
-    """Smoke runs and CI: every mode at two T, H and B, plus a stacked bidirectional GRU."""
+    """Smoke runs and CI: every mode at two T, H and B, plus a stacked bidirectional GRU, an LSTM with projections and a variable-length batch."""
     return _product(MODES, (1, 50), (16, 128), (1, 32)) + [
         Case(CellSpec("gru", 32, 32, num_layers=2, bidirectional=True), 20, 4),
+        Case(CellSpec("lstm", 64, 64, proj_size=16), 20, 4),
+        Case(CellSpec("lstm", 32, 32), 20, 8, lengths="uniform:0.5"),
     ]
 
 
 def default() -> list[Case]:
     """T in {1, 10, 100, 1000} x H in {8, 64, 256, 1024} x B in {1, 64}, every mode, I = H, float32, both passes."""
     return with_passes(_product(MODES, (1, 10, 100, 1000), (8, 64, 256, 1024), (1, 64)), PASSES)
+
+
+#: The lengths distributions of the ``varlen`` grid.
+VARLEN = ("full", "uniform:0.5", "tail")
+
+
+def varlen() -> list[Case]:
+    """Variable-length batches: T in {50, 200} x H in {64, 256} x B in {16, 64}, every mode, lengths full, uniform:0.5 and tail, both passes."""
+    sizes = _product(MODES, (50, 200), (64, 256), (16, 64))
+    return [dataclasses.replace(c, lengths=d, pass_=p) for c in sizes for d in VARLEN for p in PASSES]
+
+
+def projection() -> list[Case]:
+    """LSTM with projections (proj_size = H/4): T in {10, 100} x H in {256, 1024} x B in {1, 64}, both passes."""
+    return [Case(CellSpec("lstm", h, h, proj_size=h // 4), t, b, p)
+            for t, h, b, p in itertools.product((10, 100), (256, 1024), (1, 64), PASSES)]
 
 
 def seed() -> list[Case]:
@@ -144,14 +188,14 @@ def deepbench() -> list[Case]:
 #: given (TimingPolicy.max_time elsewhere): small grids stay quick.
 MAX_TIME = {"smoke": 0.05, "quick": 0.1, "strategies": 0.25, "calibration": 0.05}
 
-GRIDS = {"quick": quick, "default": default, "seed": seed, "deepbench": deepbench, "strategies": strategies,
-         "smoke": smoke, "calibration": calibration}
+GRIDS = {"quick": quick, "default": default, "varlen": varlen, "projection": projection, "seed": seed,
+         "deepbench": deepbench, "strategies": strategies, "smoke": smoke, "calibration": calibration}
 
 
 def with_passes(cases: list[Case], passes) -> list[Case]:
-    """Every distinct size (spec, T, B) of ``cases``, in order, once per pass of ``passes``."""
-    sizes = dict.fromkeys((c.spec, c.timesteps, c.batch) for c in cases)
-    return [Case(spec, t, b, p) for spec, t, b in sizes for p in passes]
+    """Every distinct size (spec, T, B, lengths) of ``cases``, in order, once per pass of ``passes``."""
+    sizes = dict.fromkeys((c.spec, c.timesteps, c.batch, c.lengths) for c in cases)
+    return [Case(spec, t, b, p, n) for spec, t, b, n in sizes for p in passes]
 
 
 def parse_passes(text) -> tuple[str, ...] | None:
@@ -184,20 +228,118 @@ def get_grid(name: str, passes=None) -> list[Case]:
     return cases if passes is None else with_passes(cases, passes)
 
 
+#: The letters of prose for the columns ``--where`` takes (T, B, H, I, L).
+LETTERS = {"T": "timesteps", "B": "batch", "H": "hidden_size", "I": "input_size", "L": "num_layers"}
+
+
+def where_columns() -> list[str]:
+    """The columns ``--where`` can select on: ``case_id``, every spec field, T, B and the pass."""
+    return ["case_id", *Case(CellSpec("rnn_tanh", 1, 1), 1, 1).fields()]
+
+
+def parse_where(conditions) -> list[tuple[str, str]]:
+    """``["timesteps=50", ...]`` as ``[(column, value)]``.
+
+    Raises:
+        ValueError: naming ``--where``: a condition without ``=``, or an unknown column (the known
+            ones are listed, and the nearest suggested: ``T`` -> ``timesteps``).
+    """
+    known = where_columns()
+    parsed = []
+    for condition in conditions or ():
+        column, sep, value = str(condition).partition("=")
+        if not sep:
+            raise ValueError(f"--where: expected COLUMN=VALUE, got {condition!r}; columns: {', '.join(known)}")
+        if column not in known:
+            near = [LETTERS[column]] if column in LETTERS else difflib.get_close_matches(column, known, n=1)
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            raise ValueError(f"--where: unknown column {column!r}{hint}; columns: {', '.join(known)}")
+        parsed.append((column, value))
+    return parsed
+
+
+def _value(case: "Case", column: str) -> str:
+    return str({"case_id": case.id, **case.fields()}[column])
+
+
 def select(cases: list[Case], conditions) -> list[Case]:
     """The cases matching every ``"COLUMN=VALUE"`` of ``conditions`` (``--where``), in order.
 
-    COLUMN is ``case_id``, a spec field, ``timesteps`` or ``batch``; VALUE is compared with the
-    value as a result file writes it (``bias=True``, ``hidden_size=256``).
+    COLUMN is ``case_id``, a spec field, ``timesteps``, ``batch`` or ``pass``; VALUE is compared
+    with the value as a result file writes it (``bias=True``, ``hidden_size=256``).
 
     Raises:
-        ValueError: a condition without ``=``, or an unknown column (the known ones are listed).
+        ValueError: from :func:`parse_where`.
     """
-    known = ["case_id", *Case(CellSpec("rnn_tanh", 1, 1), 1, 1).fields()]  # "pass" among them
-    parsed = []
-    for condition in conditions or ():
-        key, sep, value = str(condition).partition("=")
-        if not sep or key not in known:
-            raise ValueError(f"--where: expected COLUMN=VALUE with COLUMN one of {known}, got {condition!r}")
-        parsed.append((key, value))
-    return [c for c in cases if all(str({"case_id": c.id, **c.fields()}[k]) == v for k, v in parsed)]
+    parsed = parse_where(conditions)
+    return [c for c in cases if all(_value(c, k) == v for k, v in parsed)]
+
+
+def no_match(grid: str, cases: list[Case], conditions) -> str:
+    """Why ``--where`` selects nothing of ``cases`` (grid ``grid``): each condition's column and the
+    values it takes in the grid."""
+    parsed = parse_where(conditions)
+    values = "; ".join(f"{k} takes {', '.join(sorted({_value(c, k) for c in cases}, key=_natural))}"
+                       for k, _ in parsed)
+    return f"--where: no case of grid {grid} matches {' '.join(conditions)}; in that grid {values}"
+
+
+def _natural(text: str):
+    """Numbers in numeric order, then text."""
+    try:
+        return (0, float(text), "")
+    except ValueError:
+        return (1, 0.0, text)
+
+
+#: A nominal rate for estimating a call's seconds from its FLOPs when balancing shards (a
+#: single core's order of magnitude); it only weighs cases against each other and is never reported.
+NOMINAL_FLOPS_PER_S = 1e10
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"K/N"`` (``--shard``) as ``(K, N)``.
+
+    Raises:
+        ValueError: not two integers ``K/N`` with 1 <= K <= N, naming ``--shard``.
+    """
+    k, sep, n = str(text).partition("/")
+    try:
+        k, n = int(k), int(n)
+    except ValueError:
+        k = n = 0
+    if not sep or not 1 <= k <= n:
+        raise ValueError(f"--shard: expected K/N with 1 <= K <= N, e.g. 2/3, got {text!r}")
+    return k, n
+
+
+def case_cost(case: Case) -> float:
+    """Estimated seconds of timing ``case`` per backend and process, for balancing shards only:
+    the default policy's ``max_time`` or its ``min_rounds`` calls, whichever is longer, a call
+    taking its FLOPs (:meth:`kernels.CellSpec.flops`) at :data:`NOMINAL_FLOPS_PER_S`.  Independent
+    of the run's options, so that runs with different ``--max-time`` still split a grid alike."""
+    policy = TimingPolicy()
+    call_s = case.spec.flops(case.timesteps, case.batch) / NOMINAL_FLOPS_PER_S  # lengths aside: a stable split
+    return max(policy.max_time, policy.min_rounds * call_s)
+
+
+def shard(cases: list[Case], k: int, n: int) -> list[Case]:
+    """The ``k``-th of ``n`` parts of ``cases``, in the order of ``cases``.
+
+    Greedy longest-processing-time assignment (Graham's LPT rule): the cases sorted by
+    :func:`case_cost`, largest first, ties by case id, each given to the part with the least cost
+    so far (ties to the lowest part).  It depends only on the cases, not on their order, the
+    machine or the run, and the ``n`` parts hold every case exactly once.
+
+    Raises:
+        ValueError: ``k`` not in 1..``n``.
+    """
+    if not 1 <= k <= n:
+        raise ValueError(f"--shard: expected K/N with 1 <= K <= N, got {k}/{n}")
+    loads = [0.0] * n
+    part = {}
+    for case in sorted(cases, key=lambda c: (-case_cost(c), c.id)):
+        i = loads.index(min(loads))
+        loads[i] += case_cost(case)
+        part[case.id] = i
+    return [c for c in cases if part[c.id] == k - 1]

@@ -24,9 +24,12 @@ memory bandwidth over the ``weight_bytes`` it streams each step.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
+
+from kernels import CellSpec
 
 
 def _best(call, repeats: int = 3) -> float:
@@ -40,7 +43,7 @@ def _best(call, repeats: int = 3) -> float:
 
 def _products() -> dict:
     """``{name: product(a, b, out)}`` of every BLAS present."""
-    from kernels.numba import blas
+    from kernels.numba import blas  # loads every BLAS library present: only where peaks are measured
 
     found = {"numpy": lambda a, b, out: np.matmul(a, b, out=out)}
     for name, route in blas.routes().items():
@@ -104,10 +107,7 @@ def place(row: dict, peaks: dict) -> dict:
     peak = peaks.get("peak_sgemm_gflops" if row["dtype"] == "float32" else "peak_dgemm_gflops")
     weight_gbps = ""
     if int(row["batch"]) == 1:
-        from kernels import CellSpec
-        from bench.results import SPEC_COLUMNS
-
-        spec = CellSpec(**{k: _spec_value(k, row[k]) for k in SPEC_COLUMNS})
+        spec = CellSpec(**{f.name: _spec_value(f.name, row[f.name]) for f in dataclasses.fields(CellSpec)})
         weight_gbps = recurrent_weight_bytes(spec) * int(row["timesteps"]) / median / 1e9
     return {"gflops": gflops, "pct_peak": 100 * gflops / peak if peak else "", "weight_gbps": weight_gbps}
 
@@ -117,6 +117,8 @@ def _spec_value(name: str, value):
     if isinstance(value, str):
         if name in ("bias", "batch_first", "bidirectional"):
             return value == "True"
-        if name in ("input_size", "hidden_size", "num_layers"):
+        if name in ("input_size", "hidden_size", "num_layers", "proj_size"):
             return int(value)
+        if name == "dropout":
+            return float(value)
     return value

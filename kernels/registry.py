@@ -168,7 +168,9 @@ def parse_backend_list(text: str) -> list[str]:
             unknown.append(n)
     if unknown or not names:
         known = ", ".join(backend_names(variants=True))
-        hint = "".join(did_you_mean(n) for n in unknown[:1])
+        guesses = [(n, did_you_mean(n)) for n in unknown if did_you_mean(n)]
+        hint = guesses[0][1] if len(unknown) == 1 and guesses else \
+            " (" + "; ".join(f"{n}: {guess.strip(' ()')}" for n, guess in guesses) + ")" if guesses else ""
         raise ValueError(f"--backends: unknown {unknown or repr(text)}{hint}; known: {known}")
     return names
 

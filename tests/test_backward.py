@@ -209,7 +209,7 @@ def test_lstm_seed_pair_with_none_and_array_alone():
 
 
 def test_a_backend_without_the_pass_says_so():
-    from bench.calibration import SpinBackend
+    from bench.timing.spin import SpinBackend
 
     spin = SpinBackend()
     assert "forward_backward" not in spin.passes()

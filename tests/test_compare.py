@@ -6,8 +6,11 @@ from pathlib import Path
 import pytest
 
 from bench.__main__ import main
-from bench.compare import Unusable, compare, format_comparison, min_p_value, parse_thresholds
-from bench.history import trends
+from bench.judge.compare import compare
+from bench.judge.formats import format_comparison
+from bench.judge.history import trends
+from bench.judge.sides import Unusable, load
+from bench.judge.stats import min_p_value, parse_thresholds
 
 FIX = Path(__file__).resolve().parent / "fixtures"
 
@@ -130,7 +133,7 @@ def test_table_lists_rows_in_one_file_only():
 
 def test_history_finds_the_step():
     runs = sorted((FIX / "history" / "fixture-machine").glob("*.csv"))
-    ts = trends(runs)
+    ts = trends([load(p) for p in runs])
     assert len(ts) == 3
     for t in ts:
         assert len(t.medians) == 6
@@ -141,12 +144,12 @@ def test_history_finds_the_step():
 
 def test_history_without_steps_reports_none():
     runs = sorted((FIX / "history" / "fixture-machine").glob("*.csv"))[:3]
-    assert all(t.steps == [] for t in trends(runs))
+    assert all(t.steps == [] for t in trends([load(p) for p in runs]))
 
 
 def test_real_aa_files_of_schema_1_still_compare():
     """The committed A/A (schema 1) reproduces the README's figures with today's code."""
-    c = compare(FIX / "../../results/quick-aa-1.csv", FIX / "../../results/quick-aa-2.csv")
+    c = compare(FIX / "../../results/intel-xeon-processor-2-80ghz-2c-24g/quick-aa-1.csv", FIX / "../../results/intel-xeon-processor-2-80ghz-2c-24g/quick-aa-2.csv")
     assert (verdicts(c).count("regression"), verdicts(c).count("improvement")) == (28, 31)
     assert c.geomean() == pytest.approx(0.9656, abs=1e-4)
 
@@ -163,15 +166,16 @@ def test_nothing_comparable_is_unusable(tmp_path, capsys):
 def test_show_scales_only_seconds(tmp_path, capsys):
     """``*_s`` columns are shown in microseconds with the lowest starred; others (``pct_peak``) as
     stored, with the highest starred; an untimed row shows its status."""
-    from bench.results import ResultFile
+    from bench.results import write_results
 
     path = tmp_path / "r.csv"
-    f = ResultFile(path)
-    for backend, per_step_s, pct, status in (("numpy", 2e-6, 10.5, "ok"), ("numba", 1e-6, 42.0, "ok"),
-                                             ("torch_cpu", 3e-6, 7.25, "ok"), ("torch_cuda", "", "", "unavailable")):
-        f.add({"case_id": "lstm-T10-B1-H8-float32", "backend": backend, "status": status, "per_step_s": per_step_s,
-               "pct_peak": pct, "schema_version": 3})
+    write_results(path, [{"case_id": c, "backend": backend, "status": status, "per_step_s": per_step_s,
+                          "pct_peak": pct, "schema_version": 3}
+                         for c in ("lstm-T10-B1-H8-float32", "gru-T10-B1-H8-float32")
+                         for backend, per_step_s, pct, status in (
+                             ("numpy", 2e-6, 10.5, "ok"), ("numba", 1e-6, 42.0, "ok"), ("torch_cpu", 3e-6, 7.25, "ok"),
+                             ("torch_cuda", "", "", "unavailable" if c.startswith("lstm") else "error"))])
     assert main(["show", str(path), "--format", "markdown"]) == 0
-    assert capsys.readouterr().out.splitlines()[-1] == "| lstm-T10-B1-H8-float32 | 2 | 1* | 3 | unavailable |"
+    assert capsys.readouterr().out.splitlines()[-2] == "| lstm-T10-B1-H8-float32 | 2 | 1* | 3 | unavailable |"
     assert main(["show", str(path), "--column", "pct_peak", "--format", "markdown"]) == 0
-    assert capsys.readouterr().out.splitlines()[-1] == "| lstm-T10-B1-H8-float32 | 10.5 | 42* | 7.25 | unavailable |"
+    assert capsys.readouterr().out.splitlines()[-1] == "| gru-T10-B1-H8-float32 | 10.5 | 42* | 7.25 | error |"

@@ -11,13 +11,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import runner
 from bench.__main__ import main
-from bench.ab import judge_files
-from bench.compare import Unusable, compare, format_comparison
 from bench.grids import Case
-from bench.history import format_trends, trends
-from bench.results import ADDED, COLUMNS, ResultFile
+from bench.judge.compare import compare
+from bench.judge.formats import format_comparison
+from bench.judge.history import format_trends, trends
+from bench.judge.sides import Unusable, load
+from bench.measurement import Measurement, ProcessRun
+from bench.results import COLUMNS, ResultWriter, write_results
+from bench.results.schema import ADDED
 from kernels import CellSpec
 
 FIX = Path(__file__).resolve().parent / "fixtures"
@@ -94,13 +96,14 @@ def test_every_compare_format_is_finite(tmp_path, capsys, fmt):
 def runner_file(path: Path, per_benchmark: dict) -> Path:
     """A result CSV + sidecar of this runner: ``{backend: [rounds per process]}`` on one case."""
     case = Case(CellSpec("lstm", 8, 8), 10, 1)
-    meta = {"schema_version": 4, "machine_id": "m", "threads": 1}
-    out = runner.Output(path, meta)
+    columns = {"schema_version": 6, "machine_id": "m", "threads": 1}
+    write_results(path, [])
+    out = ResultWriter(path, columns)
     for backend, processes in per_benchmark.items():
-        row, rounds, medians = runner.aggregate(case, backend, [
-            runner.ProcessResult({"case_id": case.id, "backend": backend, "status": "ok", "reason": "", "prepare_s": 0.5},
-                                 list(times), 1000, 0.0) for times in processes])
-        out.add({**row, **case.fields(), **meta}, rounds, medians)
+        fields = {"case_id": case.id, "backend": backend, **case.fields(), "status": "ok", "reason": "",
+                  "prepare_s": 0.5, "flops": case.spec.flops(10, 1)}
+        out.add(Measurement.from_processes(fields, [ProcessRun(tuple(times)) for times in processes]), columns)
+    out.finish({})
     return path
 
 
@@ -111,7 +114,7 @@ def test_ab_judgement_of_zero_process_medians_is_finite_in_every_format(tmp_path
     ok = [np.full(5, 1e-6) * m for m in (1.0, 1.02, 0.99)]
     base = runner_file(tmp_path / "base.csv", {"numpy": ok, "numba": ok})
     new = runner_file(tmp_path / "new.csv", {"numpy": [np.zeros(5)] * 3, "numba": [t * 1.3 for t in ok]})
-    c = judge_files(base, new, {"default": 1.05}, 0.01)
+    c = compare(base, new, {"default": 1.05}, 0.01, paired=True)
     got = {p.key[0]: (p.verdict, p.why) for p in c.pairs}
     assert got == {"numba": ("regression", ""),
                    "numpy": ("not comparable", "a process median that is not a positive finite time")}
@@ -135,11 +138,11 @@ def test_history_leaves_out_runs_of_zero_seconds(tmp_path):
     ok = [np.full(5, 1e-6) * m for m in (1.0, 1.02, 0.99)]
     paths = [runner_file(tmp_path / f"2026010{k}T000000Z-abc.csv", {"numpy": p}) for k, p in
              enumerate((ok, [np.zeros(5)] * 3, ok), 1)]
-    (t,) = trends(paths)
+    (t,) = trends([load(p) for p in paths])
     assert t.runs == [paths[0].stem, paths[2].stem] and t.steps == []
     text = format_trends([t], "m", 3)
     assert "nan" not in text.lower() and "inf" not in text.lower() and " -> " in text
-    from bench.plots import plot_history
+    from bench.report.plots import plot_history
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no division by 0 s, no singular axis
@@ -149,10 +152,9 @@ def test_history_leaves_out_runs_of_zero_seconds(tmp_path):
 @pytest.mark.parametrize("fmt", ["table", "markdown"])
 def test_show_prints_degenerate_cells_as_stored_and_never_stars_them(tmp_path, capsys, fmt):
     path = tmp_path / "r.csv"
-    f = ResultFile(path)
-    for backend, per_step_s in (("numpy", "nan"), ("numba", 2e-6), ("torch_cpu", 3e-6)):
-        f.add({"case_id": "lstm-T10-B1-H8-float32", "backend": backend, "status": "ok", "per_step_s": per_step_s,
-               "schema_version": 4})
+    write_results(path, [{"case_id": "lstm-T10-B1-H8-float32", "backend": backend, "status": "ok",
+                          "per_step_s": per_step_s, "schema_version": 4}
+                         for backend, per_step_s in (("numpy", "nan"), ("numba", 2e-6), ("torch_cpu", 3e-6))])
     assert main(["show", str(path), "--format", fmt]) == 0
     out = capsys.readouterr().out
     assert "nan" in out and "2*" in out and "nan*" not in out
@@ -222,8 +224,6 @@ def test_rows_made_ambiguous_by_an_older_schema_are_unusable(tmp_path):
     old = older(FIX / "aa_base.csv", tmp_path / "old.csv", 3)
     with open(FIX / "aa_new.csv", newline="") as f:
         rows = list(csv.DictReader(f))[:2]
-    f = ResultFile(tmp_path / "new.csv")
-    for threads in ("1", "2"):
-        f.add({**rows[0], "threads": threads})
+    write_results(tmp_path / "new.csv", [{**rows[0], "threads": threads} for threads in ("1", "2")])
     with pytest.raises(Unusable, match=r"NEW has several rows of .* once \['threads'\] .* is left out of the key"):
         compare(old, tmp_path / "new.csv")

@@ -35,7 +35,8 @@ def test_timing_sanity_needs_the_longer_sequence_to_take_longer(monkeypatch):
     3x the time passes."""
     from types import SimpleNamespace
 
-    from bench import gpu_check, measure
+    from bench import gpu_check
+    from bench.timing import measure
 
     for per_call, ok in (({50: 1e-3, 200: 1e-3}, False), ({50: 1e-3, 200: 3e-3}, True)):
         def prepare(case, *args, per_call=per_call, **kwargs):

@@ -14,8 +14,11 @@ import pytest
 
 import kernels
 from bench.grids import GRIDS, Case, get_grid
-from bench.measure import MIN_USEFUL_ROUNDS, TimingPolicy, prepare_case
-from bench.results import COLUMNS, ResultFile, read_results
+from bench.measurement import Measurement, ProcessRun
+from bench.results import COLUMNS, ResultWriter, read_results, write_results
+from bench.results.sidecar import read_sidecar
+from bench.timing.measure import prepare_case
+from bench.timing.policy import MIN_USEFUL_ROUNDS, TimingPolicy
 from kernels import CellSpec
 from kernels.numpy_backend import NumpyBackend
 
@@ -94,17 +97,58 @@ def test_a_case_is_timed_exactly_when_its_useful_rounds_fit_the_budget():
     assert short == 0 and "exceed the budget" in note
 
 
+def measured(case_id: str, times=(1e-3, 1.1e-3, 0.9e-3)) -> Measurement:
+    case = Case(CellSpec("rnn_tanh", 4, 4), 10, 1)
+    fields = {**case.fields(), "case_id": case_id, "backend": "numpy", "status": "ok", "reason": "", "flops": 100}
+    return Measurement.from_processes(fields, [ProcessRun(tuple(times)), ProcessRun(tuple(times))])
+
+
 def test_result_file_is_complete_after_every_row(tmp_path):
     path = tmp_path / "r.csv"
-    f = ResultFile(path)
+    write_results(path, [])
+    writer = ResultWriter(path, {"run_id": "R"})
     for i in range(3):
-        f.add({"case_id": f"c{i}", "backend": "numpy", "status": "ok", "schema_version": 1})
+        writer.add(measured(f"c{i}"), {"schema_version": 6})
         with open(path) as fh:
             rows = list(csv.DictReader(fh))
         assert [r["case_id"] for r in rows] == [f"c{j}" for j in range(i + 1)]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.csv"]  # no temporary left
+        _, entries = read_sidecar(path)
+        assert [e["extra_info"]["case_id"] for e in entries] == [f"c{j}" for j in range(i + 1)]
+        assert entries[-1]["extra_info"]["process_medians"] == [1e-3, 1e-3]
+    writer.finish({"load_avg_end": 0.5})
+    assert [r["load_avg_end"] for r in read_results(path)] == ["0.5"] * 3  # the end state on every row
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.csv", "r.jsonl"]  # no temporary left
     with pytest.raises(ValueError, match="unknown columns"):
-        f.add({"speed": 1})
+        write_results(path, [{"speed": 1}])
+
+
+def test_a_torn_last_line_is_dropped_with_a_warning(tmp_path):
+    """A kill mid-write leaves a row or a sample line cut short: both read back to the finished rows."""
+    from bench.results import TornLineWarning
+
+    path = tmp_path / "r.csv"
+    write_results(path, [])
+    writer = ResultWriter(path, {"run_id": "R"})
+    for i in range(2):
+        writer.add(measured(f"c{i}"), {"schema_version": 6})
+    writer.close()
+    with open(path, "a") as f:
+        f.write("c2,numpy,,rnn_tanh,4")  # a row cut short
+    with open(path.with_suffix(".jsonl"), "a") as f:
+        f.write('{"extra_info": {"case_id": "c2"')  # and its samples
+    with pytest.warns(TornLineWarning, match="cut short"):
+        assert [r["case_id"] for r in read_results(path)] == ["c0", "c1"]
+    with pytest.warns(TornLineWarning, match="cut short"):
+        assert len(read_sidecar(path)[1]) == 2
+
+
+def test_a_spreadsheet_saved_csv_reads_as_written(tmp_path):
+    """Re-saved as "CSV UTF-8": a byte-order mark and CRLF line ends."""
+    path = tmp_path / "r.csv"
+    write_results(path, [{"case_id": "c0", "backend": "numpy", "status": "ok", "schema_version": 6}])
+    saved = tmp_path / "saved.csv"
+    saved.write_bytes(b"\xef\xbb\xbf" + path.read_bytes().replace(b"\n", b"\r\n"))
+    assert read_results(saved) == read_results(path)
 
 
 def test_read_results_rejects_foreign_files(tmp_path):
@@ -113,10 +157,10 @@ def test_read_results_rejects_foreign_files(tmp_path):
     with pytest.raises(ValueError, match="not an rnn-cell-bench result file"):
         read_results(bad)
     other = tmp_path / "v0.csv"
-    ResultFile(other).add({"case_id": "x", "schema_version": 0})
+    write_results(other, [{"case_id": "x", "schema_version": 0}])
     with pytest.raises(ValueError, match="schema_version"):
         read_results(other)
-    old = read_results(REPO / "results" / "quick-aa-1.csv")  # schema 1: read, with the later columns empty
+    old = read_results(REPO / "results" / "intel-xeon-processor-2-80ghz-2c-24g" / "quick-aa-1.csv")  # schema 1: read, with the later columns empty
     assert old[0]["schema_version"] == "1" and old[0]["gflops"] == "" and old[0]["median_s"]
 
 
@@ -153,7 +197,7 @@ def test_an_over_budget_case_is_reported_and_not_timed():
 
 
 def test_a_ready_case_times_real_calls():
-    from bench.measure import time_rounds
+    from bench.timing.measure import time_rounds
 
     case = Case(CellSpec("gru", 3, 4), 5, 2)
     outcome, ready, _ = prepare_case(case, "numpy", TimingPolicy(max_time=0.01))
@@ -181,6 +225,10 @@ def test_an_exception_is_an_error_outcome_with_its_row(monkeypatch):
     assert outcome.row["case_id"] == case.id and outcome.row["flops"] == case.spec.flops(5, 2)
 
 
+def available_cuda() -> bool:
+    return kernels.availability("torch_cuda") is None
+
+
 def run_cli(*args, timeout=300, **kwargs):
     return subprocess.run([sys.executable, "-m", "bench", *args], cwd=REPO, capture_output=True, text=True,
                           timeout=timeout, **kwargs)
@@ -204,10 +252,10 @@ def check_result_file(path: Path, grid: str):
         assert float(r["max_abs_err"]) < 1e-4 and r["tolerance_ok"] == "True"
         assert r["machine_id"] and r["numpy_version"] == np.__version__ and r["blas_threads"] == r["threads"] == "1"
         assert r["seed"] and float(r["prepare_s"]) > 0 and float(r["load_avg_start"]) >= 0
-    sidecar = json.loads(path.with_suffix(".json").read_text())
+    _, benchmarks = read_sidecar(path)
     timed = [r for r in rows if r["status"] == "ok"]
-    assert len(sidecar["benchmarks"]) == len(timed)
-    for b, r in zip(sidecar["benchmarks"], timed):
+    assert len(benchmarks) == len(timed)
+    for b, r in zip(benchmarks, timed):
         assert len(b["stats"]["data"]) == b["stats"]["rounds"] == int(r["rounds"])
         medians = b["extra_info"]["process_medians"]
         assert len(medians) == int(r["processes"]) and float(r["median_s"]) == pytest.approx(np.median(medians))
@@ -220,7 +268,9 @@ def test_cli_run_writes_csv_and_sidecar(tmp_path):
     proc = run_cli("run", "--grid", "smoke", "--out", str(out), "--max-time", "0.05", "--processes", "2")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rows = check_result_file(out, "smoke")
-    assert "per_step in microseconds (* best)" in proc.stdout and "rnn_tanh-T5-B2-I3-H4-float32" in proc.stdout
+    assert "per_step in microseconds (* best, ~ unstable)" in proc.stdout and "rnn_tanh-T5-B2-I3-H4-float32" in proc.stdout
+    header = next(line for line in proc.stdout.splitlines() if "case" in line and "numpy" in line)
+    assert ("torch_cuda" in header) == available_cuda()  # a backend that cannot run gets no column, no worker
     timed = sum(r["status"] == "ok" for r in rows)
     assert f"{len(rows)} benchmarks: {timed} timed, {len(rows) - timed} not timed, 0 mismatches" in proc.stdout
     assert " passed" not in proc.stdout and "skipped" not in proc.stdout  # a sweep, not a test session
@@ -236,9 +286,26 @@ def test_pytest_benchmark_only_writes_the_same_schema(tmp_path):
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rows = check_result_file(out, "smoke")
-    names = [b["name"] for b in json.loads(out.with_suffix(".json").read_text())["benchmarks"]]
+    names = [b["name"] for b in read_sidecar(out)[1]]
     assert "test_forward[lstm-T4-B3-I3-H4-L2-bi-bf-float32-numba]" in names
     assert {r["case_id"] for r in rows} == {c.id for c in get_grid("smoke")}
+    assert f"{len(rows)} benchmarks: " in proc.stdout and "fastest in " in proc.stdout  # bench run's summary too
+
+
+def test_pytest_k_times_only_the_benchmarks_it_selects(tmp_path):
+    """-k and -m select what is timed, and pytest-benchmark's own JSON holds the workers' rounds."""
+    out = tmp_path / "k.csv"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "bench", "--benchmark-only", "--grid", "smoke", "--backends", "numpy,numba",
+         "--out", str(out), "--max-time", "0.02", "--processes", "1", "-q", "-p", "no:cacheprovider", "-k", "lstm",
+         "-m", "numba", "--benchmark-json", str(tmp_path / "pb.json")],
+        cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = read_results(out)
+    assert [(r["case_id"], r["backend"]) for r in rows] == [("lstm-T4-B3-I3-H4-L2-bi-bf-float32", "numba")]
+    (bench,) = json.loads((tmp_path / "pb.json").read_text())["benchmarks"]
+    _, (entry,) = read_sidecar(out)
+    assert bench["stats"]["data"] == pytest.approx(entry["stats"]["data"], rel=1e-9)  # the same rounds, replayed
 
 
 def test_cli_over_budget_rows_say_so(tmp_path):
@@ -301,14 +368,9 @@ def test_resume_runs_only_missing_rows(tmp_path):
     rows = read_results(out)
     first = {(r["case_id"], r["backend"]): r["run_id"] for r in rows}
     # keep the first two rows, as an interrupted run would have; mark one as an error to be retried
-    kept = ResultFile(tmp_path / "r2.csv")
-    for r in rows[:2]:
-        kept.add(r)
     rows[1]["status"] = "error"
-    kept.rows = []
-    for r in rows[:2]:
-        kept.add(r)
-    (tmp_path / "r.json").rename(tmp_path / "r2.json")
+    write_results(tmp_path / "r2.csv", rows[:2])
+    (tmp_path / "r.jsonl").rename(tmp_path / "r2.jsonl")
     proc = run_cli("run", "--resume", str(tmp_path / "r2.csv"), "--max-time", "0.02", "--processes", "1")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "3 benchmarks to time (1 already in" in proc.stdout  # grid and backends taken from the file
@@ -316,8 +378,8 @@ def test_resume_runs_only_missing_rows(tmp_path):
     assert sorted((r["case_id"], r["backend"]) for r in resumed) == sorted(first)
     assert resumed[0]["run_id"] == first[(resumed[0]["case_id"], resumed[0]["backend"])]  # kept as measured
     assert all(r["status"] == "ok" for r in resumed)
-    names = [b["name"] for b in json.loads((tmp_path / "r2.json").read_text())["benchmarks"]]
-    assert sorted(names) == sorted(f"test_forward[{c}-{b}]" for c, b in first)
+    names = [b["name"] for b in read_sidecar(tmp_path / "r2.csv")[1]]
+    assert sorted(names) == sorted(f"test_forward[{c}-{b}]" for c, b in first)  # each once: the error's dropped
     proc = run_cli("run", "--resume", str(tmp_path / "r2.csv"))
     assert proc.returncode == 0 and "complete, nothing to resume" in proc.stdout
 
@@ -344,12 +406,13 @@ def test_save_history_and_plots(tmp_path):
         assert proc.returncode == 0, proc.stdout + proc.stderr
         time.sleep(1.1)  # run ids are per second
     saved = sorted((tmp_path / "results" / "test-machine").glob("*.csv"))
-    assert len(saved) == 2 and all(p.with_suffix(".json").is_file() for p in saved)
+    assert len(saved) == 2 and all(p.with_suffix(".jsonl").is_file() for p in saved)
     proc = subprocess.run([sys.executable, "-m", "bench", "history", "--plot"], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("test-machine: 2 saved runs, 2 benchmarks")
     assert (tmp_path / "results" / "test-machine" / "history.png").stat().st_size > 10_000
+    assert all(r["made_by"] == "saved" for r in read_results(saved[0]))
     proc = subprocess.run([sys.executable, "-m", "bench", "history", "--machine", "nope"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "no saved runs for machine 'nope'" in proc.stderr
@@ -363,7 +426,7 @@ def test_save_history_and_plots(tmp_path):
 
 def test_check_catches_broken_output_contract():
     """Broadcasting must not hide wrong shapes, dtypes or missing outputs."""
-    from bench.measure import check
+    from bench.timing.measure import check
 
     case = Case(CellSpec("lstm", 8, 8), 20, 4)
     weights, x = case.inputs()
@@ -427,7 +490,7 @@ def test_output_files_are_never_overwritten(tmp_path):
 
 
 def test_default_names_do_not_collide(tmp_path):
-    from bench.plugin import claim
+    from bench.results import claim
 
     first = claim(tmp_path / "quick-X.csv", unique=True)
     second = claim(tmp_path / "quick-X.csv", unique=True)
@@ -438,7 +501,27 @@ def test_default_names_do_not_collide(tmp_path):
 def test_show_reports_bad_columns_and_empty_selections():
     from bench.__main__ import main
 
-    assert main(["show", str(REPO / "results" / "default.csv"), "--column", "nope"]) == 2
-    assert main(["show", str(REPO / "results" / "default.csv"), "--where", "bias=true"]) == 1
+    assert main(["show", str(REPO / "results" / "intel-xeon-processor-2-80ghz-2c-24g" / "default.csv"), "--column", "nope"]) == 2
+    assert main(["show", str(REPO / "results" / "intel-xeon-processor-2-80ghz-2c-24g" / "default.csv"), "--where", "bias=true"]) == 1
     with pytest.raises(SystemExit):
         main(["check", "--max-timesteps", "0"])
+
+
+def test_a_run_writes_its_files_once_and_loads_no_pytest(tmp_path):
+    """Rows are appended, not rewritten: the parent's write calls add up to its files once, the
+    sidecar once more (lines, then the end state on every row in one rewrite), plus its terminal
+    output; and ``bench run`` never imports pytest."""
+    out = tmp_path / "w.csv"
+    script = ("import sys\nfrom bench.commands import main\ncode = main(sys.argv[1:])\n"
+              "print('WCHAR', dict(l.split(': ') for l in open('/proc/self/io').read().splitlines())['wchar'])\n"
+              "print('PYTEST', any(m == 'pytest' or m.startswith('_pytest') for m in sys.modules))\nsys.exit(code)")
+    proc = subprocess.run([sys.executable, "-c", script, "run", "--grid", "smoke", "--passes", "forward,forward_backward",
+                           "--backends", "numpy,numba", "--processes", "1", "--max-time", "0.01", "--out", str(out)],
+                          cwd=REPO, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})  # a fresh clone's .pyc files are no rows
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = dict(line.split(" ", 1) for line in proc.stdout.splitlines() if line.startswith(("WCHAR", "PYTEST")))
+    files = out.stat().st_size + out.with_suffix(".jsonl").stat().st_size
+    terminal = len(proc.stdout.encode()) + len(proc.stderr.encode())
+    assert len(read_results(out)) == 8 and lines["PYTEST"] == "False"
+    assert int(lines["WCHAR"]) <= 2 * files + terminal + 64 * 1024, (lines, files, terminal)

@@ -3,12 +3,13 @@
 The package is copied to a temporary directory that the test process cannot write, with ``HOME``
 there too and ``NUMBA_CACHE_DIR`` unset, so numba finds none of its cache directories writable.
 Permission bits do not stop root: run as root, the child process first drops the capability
-that lets root write anywhere (``CAP_DAC_OVERRIDE``, from its bounding set with ``prctl``, before
-it executes Python), so the directories are as unwritable to it as to any other user; the child
-checks that it really cannot write there before anything else.
+that lets root write anywhere (``CAP_DAC_OVERRIDE``, from its bounding set with ``prctl``, in a
+launcher that then executes the child's Python), so the directories are as unwritable to it as to
+any other user; the child checks that it really cannot write there before anything else.  The
+launcher is a process of its own, not a ``preexec_fn``: that would fork this test process, which
+may hold JAX's threads (JAX warns that a fork of it may deadlock).
 """
 
-import ctypes
 import json
 import os
 import shutil
@@ -47,9 +48,14 @@ print("REPORT " + json.dumps(report))
 """
 
 
-def _drop_dac_override():
-    if ctypes.CDLL(None, use_errno=True).prctl(PR_CAPBSET_DROP, CAP_DAC_OVERRIDE, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP, CAP_DAC_OVERRIDE)")
+#: Drops CAP_DAC_OVERRIDE from its bounding set (exit 3 where prctl is refused), then runs the child.
+LAUNCHER = f"""
+import ctypes, os, sys
+if os.geteuid() == 0 and ctypes.CDLL(None, use_errno=True).prctl({PR_CAPBSET_DROP}, {CAP_DAC_OVERRIDE}, 0, 0, 0) != 0:
+    print("prctl refused: errno", ctypes.get_errno(), file=sys.stderr)
+    sys.exit(3)
+os.execv(sys.executable, [sys.executable, "-c", sys.argv[1], *sys.argv[2:]])
+"""
 
 
 def _read_only_copy(tmp_path: Path) -> Path:
@@ -69,17 +75,14 @@ def test_numba_runs_without_a_writable_cache_and_says_so(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NUMBA_CACHE_DIR", "XDG_CACHE_HOME"))}
     env.update(HOME=str(tree / "home"), PYTHONPATH=str(tree))
     try:
-        proc = subprocess.run([sys.executable, "-c", CHILD, str(tree / "kernels")], cwd=tree, env=env, text=True,
-                              capture_output=True, timeout=600,
-                              preexec_fn=_drop_dac_override if os.geteuid() == 0 else None)
-    except subprocess.SubprocessError as exc:  # "Exception occurred in preexec_fn.": prctl refused
-        if "preexec_fn" in str(exc):
-            pytest.skip(f"cannot take CAP_DAC_OVERRIDE away from root here: {exc}")
-        raise
+        proc = subprocess.run([sys.executable, "-c", LAUNCHER, CHILD, str(tree / "kernels")], cwd=tree, env=env,
+                              text=True, capture_output=True, timeout=600)
     finally:
         for path in [tree, *tree.rglob("*")]:
             if path.is_dir():
                 path.chmod(0o755)  # so that pytest can remove it
+    if proc.returncode == 3 and "prctl refused" in proc.stderr:
+        pytest.skip(f"cannot take CAP_DAC_OVERRIDE away from root here: {proc.stderr.strip()}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(proc.stdout.split("REPORT ", 1)[1])
     assert report["available"] == {"numpy": None, "numba": None, "numba:fused": None}

@@ -7,10 +7,12 @@ import numpy as np
 import pytest
 
 import kernels
-from bench.compare import Unusable, compare
 from bench.grids import Case, get_grid, parse_passes
-from bench.measure import TimingPolicy, prepare_case, time_rounds
-from bench.results import ResultFile, read_results
+from bench.judge.compare import compare
+from bench.judge.sides import Unusable
+from bench.results import read_results, write_results
+from bench.timing.measure import prepare_case, time_rounds
+from bench.timing.policy import TimingPolicy
 from kernels import CellSpec
 from kernels.numpy_backend import NumpyBackend, NumpyPrepared
 
@@ -87,7 +89,7 @@ def test_a_wrong_gradient_is_a_mismatch(monkeypatch):
 
 
 def test_a_backend_without_the_pass_is_unavailable_with_the_reason(monkeypatch):
-    monkeypatch.setitem(kernels.BACKENDS, "spin", ("bench.calibration", "SpinBackend", ()))
+    monkeypatch.setitem(kernels.BACKENDS, "spin", ("bench.timing.spin", "SpinBackend", ()))
     outcome, ready, _ = prepare_case(Case(CellSpec("gru", 3, 4), 5, 2, "forward_backward"), "spin", TimingPolicy())
     assert outcome.status == "unavailable" and outcome.reason == "spin has no forward_backward pass (it runs forward)"
     assert ready is None
@@ -95,16 +97,16 @@ def test_a_backend_without_the_pass_is_unavailable_with_the_reason(monkeypatch):
 
 def _result_file(path, passes):
     """A result file of one size timed in ``passes``, with raw samples of 3 processes."""
-    out = ResultFile(path)
-    benchmarks = []
+    rows, benchmarks = [], []
     for k, p in enumerate(passes):
         case = Case(CellSpec("rnn_tanh", 4, 4), 10, 1, p)
         row = {"case_id": case.id, "backend": "numpy", **case.fields(), "threads": 1, "status": "ok",
                "median_s": 1e-3 * (k + 1), "schema_version": 5, "processes": 3}
-        out.add(row)
+        rows.append(row)
         data = list(np.full(10, 1e-3 * (k + 1)) * np.linspace(0.99, 1.01, 10))
         benchmarks.append({"extra_info": {**row, "process_medians": [1e-3 * (k + 1)] * 3},
                            "stats": {"median": row["median_s"], "data": data}})
+    write_results(path, rows)
     path.with_suffix(".json").write_text(json.dumps({"benchmarks": benchmarks}))
     return path
 
@@ -118,7 +120,9 @@ def test_compare_keeps_the_passes_apart(tmp_path):
     result = compare(both, both)
     assert sorted(p.label for p in result.pairs) == ["rnn_tanh-T10-B1-H4-float32-fb-numpy",
                                                      "rnn_tanh-T10-B1-H4-float32-numpy"]
-    assert {p.key[-2] for p in result.pairs} == {"forward", "forward_backward"}
+    from bench.results import KEY_COLUMNS
+
+    assert {p.key[KEY_COLUMNS.index("pass")] for p in result.pairs} == {"forward", "forward_backward"}
 
 
 def test_files_before_the_pass_column_read_as_forward(tmp_path):
@@ -130,16 +134,13 @@ def test_files_before_the_pass_column_read_as_forward(tmp_path):
 
 
 def test_plots_draw_a_line_per_pass(tmp_path):
-    from bench.plots import plot_file
+    from bench.report.plots import plot_file
 
     path = _result_file(tmp_path / "p.csv", ["forward", "forward_backward"])
     rows = read_results(path)
     for r in rows:
         r["per_step_s"] = float(r["median_s"]) / 10
-    ResultFile(path).rows = []
-    out = ResultFile(path)
-    for r in rows:
-        out.add(r)
+    write_results(path, rows)
     import matplotlib.pyplot as plt
 
     written = plot_file(path)

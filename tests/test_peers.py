@@ -10,7 +10,8 @@ import pytest
 
 from bench.environment import thread_env
 from bench.grids import Case
-from bench.measure import TimingPolicy, prepare_case
+from bench.timing.measure import prepare_case
+from bench.timing.policy import TimingPolicy
 from kernels import BACKENDS, MODES, Backend, CellSpec, availability, get_backend, init_weights
 from kernels import registry
 

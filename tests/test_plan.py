@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 
 from bench.grids import Case
-from bench.measure import TimingPolicy, prepare_case
-from bench.options import RunOptions
+from bench.timing.measure import prepare_case
+from bench.timing.policy import TimingPolicy
+from bench.timing.options import RunOptions
 from bench.roofline import place
-from bench.tune import build_plan, tune_backends, tune_options
+from bench.commands.tune import build_plan, tune_backends, tune_options
 from kernels import CellSpec, get_backend, init_weights
 from kernels.numba import blas
 from kernels.numba import plan as plans
@@ -212,45 +213,45 @@ def test_weight_gbps_is_recurrent_weight_bytes_per_second_at_batch_one():
         4 * placed["weight_gbps"])  # four W_hh
 
 
-def test_a_run_says_which_plan_numba_follows_or_why_none(tmp_path, use_plan):
-    from bench.runner import plan_note
+def test_a_run_hands_its_workers_this_machines_plan_or_the_named_one(tmp_path, monkeypatch, this_machine):
+    """Kernels never look for a plan: the harness hands each worker the plan of its machine in the
+    results folder (or the file $RNN_BENCH_PLAN names), with the machine's id."""
+    from bench.timing.machine import plan_in_use, worker_environment
 
-    use_plan(write_plan(tmp_path / "p.json", [entry("gru", 4, 3, 8, "parallel")]))
-    said = []
-    plan_note(said.append)
-    assert said == [f"numba follows the plan {plans.current().label}"]
-    use_plan(write_plan(tmp_path / "other.json", [], machine="other-2c-8g"))
-    said = []
-    plan_note(said.append)
-    assert len(said) == 1 and said[0].startswith("warning: plan") and "other-2c-8g" in said[0]
+    monkeypatch.setenv("RNN_BENCH_RESULTS", str(tmp_path / "results"))
+    monkeypatch.delenv(plans.PLAN_ENV, raising=False)
+    assert worker_environment() == {plans.MACHINE_ENV: MACHINE, plans.PLAN_ENV: "off"}  # no plan there yet
+    here = write_plan((tmp_path / "results" / MACHINE).mkdir(parents=True) or tmp_path / "results" / MACHINE / "plan.json",
+                      [entry("gru", 4, 3, 8, "parallel")])
+    env = worker_environment()
+    assert plan_in_use(env) == here.resolve() and env[plans.MACHINE_ENV] == MACHINE
+    monkeypatch.setenv(plans.PLAN_ENV, str(tmp_path / "mine.json"))
+    assert plan_in_use(worker_environment()) == tmp_path / "mine.json"  # the user's choice passes through
 
 
 def test_tune_writes_the_plan_from_its_sweep_and_never_an_empty_one(tmp_path, monkeypatch, this_machine):
     """bench tune's wiring, with the sweep replaced by hand-made rows: the plan lands at --out,
     reads back, names the sweep's file as its source; a sweep with nothing ok writes nothing."""
-    from bench import runner, tune as tune_module
+    from bench.commands import tune as tune_module
     from bench.grids import get_grid
 
     cases = get_grid("smoke")
     made = {}
 
-    class FakeSweep:
-        def __init__(self, options, cases, backends, sides, outputs, run_id, seed):
-            made.update(backends=backends, csv=outputs[""], budget=options.budget)
+    def fake_run(sweep, outputs, executor=None, progress=print):
+        made.update(backends=sweep.backends, csv=outputs[""], budget=sweep.options.budget, made_by=sweep.made_by)
+        fields = cases[0].fields()
+        return {"": [{"backend": b, "status": "ok" if made["ok"] else "error", "median_s": 1e-3 * (i + 1),
+                      "machine_id": MACHINE, "git_commit": "abc", "case_id": cases[0].id, "reason": "",
+                      **fields} for i, b in enumerate(reversed(made["backends"]))]}
 
-        def run(self, progress):
-            fields = cases[0].fields()
-            return {"": [{"backend": b, "status": "ok" if made["ok"] else "error", "median_s": 1e-3 * (i + 1),
-                          "machine_id": MACHINE, "git_commit": "abc", "case_id": cases[0].id, "reason": "",
-                          **fields} for i, b in enumerate(reversed(made["backends"]))]}
-
-    monkeypatch.setattr(runner, "Sweep", FakeSweep)
+    monkeypatch.setattr(tune_module, "run_to_files", fake_run)
     out = tmp_path / "plan.json"
     said = []
     made["ok"] = True
     options, budget = RunOptions(grid="smoke", processes=1), 2.0 * len(tune_backends())
     path, plan = tune_module.tune(options, cases, budget, out, "RUN", 1, said.append)
-    assert path == out and made["csv"] == tmp_path / "tune-RUN.csv"
+    assert path == out and made["csv"] == tmp_path / "tune-RUN.csv" and made["made_by"] == "tune"
     assert made["budget"] == pytest.approx(1.0)  # shared by 2 cases x every variant x 1 process
     read = plans.read_plan(out, NumbaBackend.variants())
     assert read.choose("rnn_tanh", "float32", 5, 2, 4) == made["backends"][-1].partition(":")[2]  # the fastest

@@ -5,7 +5,7 @@ import warnings
 import pytest
 
 from bench.grids import get_grid
-from bench.plots import figures
+from bench.report.plots import figures
 
 BACKENDS = ("numpy", "numba", "torch_cpu", "torch_cuda")
 

@@ -1,6 +1,5 @@
 """Sweeps bigger than one machine: shards and merge, runs on a dask.distributed cluster, machines kept apart."""
 
-import json
 import os
 import random
 import signal
@@ -12,13 +11,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import runner
 from bench.__main__ import main
-from bench.compare import KEY_COLUMNS, compare
-from bench.grids import Case, get_grid
-from bench.options import RunOptions
-from bench.results import read_results, write_results
-from bench.shards import case_cost, parse_shard, shard
+from bench.grids import Case, case_cost, get_grid, parse_shard, shard
+from bench.judge.compare import compare
+from bench.measurement import Measurement, ProcessRun
+from bench.results import KEY_COLUMNS, ResultWriter, read_results, write_results
+from bench.results.sidecar import read_sidecar
+from bench.runner import run_to_files
+from bench.timing.options import RunOptions
+from bench.timing.process import Side
+from bench.timing.sweep import Sweep
 from kernels import CellSpec
 
 REPO = Path(__file__).resolve().parent.parent
@@ -62,7 +64,7 @@ def sweep(out: Path, grid: str, shard_text=None, **options):
     """A run of ``grid``'s numpy rows through the runner, as the CLI makes it (cases as --shard picks them)."""
     opts = RunOptions(**{"grid": grid, "shard": shard_text, "processes": 1, "max_time": 0.01, **options})
     cases = get_grid(grid) if shard_text is None else shard(get_grid(grid), *parse_shard(shard_text))
-    runner.Sweep(opts, cases, ["numpy"], [runner.Side("", REPO)], {"": out}, "RUN", 1).run(lambda line: None)
+    run_to_files(Sweep(opts, cases, ["numpy"], [Side("", REPO)], "RUN", 1), {"": out}, progress=lambda line: None)
     return read_results(out)
 
 
@@ -77,15 +79,15 @@ def test_shards_merged_are_the_unsharded_run(tmp_path, capsys):
     assert "merged 5 rows of 3 parts (shards 1/3, 2/3, 3/3)" in capsys.readouterr().out
     merged = read_results(out)
     assert keys(merged) == keys(whole)
-    sidecar = json.loads(out.with_suffix(".json").read_text())
-    assert sorted(b["extra_info"]["case_id"] for b in sidecar["benchmarks"]) == sorted(r["case_id"] for r in merged)
+    _, benchmarks = read_sidecar(out)
+    assert sorted(b["extra_info"]["case_id"] for b in benchmarks) == sorted(r["case_id"] for r in merged)
     assert all(r["status"] == "ok" and float(r["median_s"]) > 0 for r in merged)
 
     def refused(*paths, reason):
         target = tmp_path / f"refused-{len(list(tmp_path.iterdir()))}.csv"
         assert main(["merge", *map(str, paths), "--out", str(target)]) == 2
         assert reason in capsys.readouterr().err
-        assert not target.exists() and not target.with_suffix(".json").exists()
+        assert not target.exists() and not target.with_suffix(".jsonl").exists()
 
     refused(parts[0], parts[0], reason="overlapping rows: ")
     refused(parts[0], tmp_path / "whole.csv", reason="overlapping rows: ")
@@ -95,7 +97,7 @@ def test_shards_merged_are_the_unsharded_run(tmp_path, capsys):
                                   ("shard", "1/4", "parts of different splits")):
         odd = tmp_path / f"odd-{column}.csv"
         write_results(odd, [{**r, column: value} for r in read_results(parts[1])])
-        odd.with_suffix(".json").write_text(parts[1].with_suffix(".json").read_text())
+        odd.with_suffix(".jsonl").write_text(parts[1].with_suffix(".jsonl").read_text())
         refused(parts[0], odd, reason=reason)
     assert main(["merge", str(parts[0]), "--out", str(out)]) == 2 and "exists" in capsys.readouterr().err
 
@@ -115,9 +117,9 @@ class NoPeaks(WorkerPlugin):
     tested with local runs; here rows have empty peak columns."""
 
     def setup(self, worker):
-        import bench.runner
+        import bench.timing.machine
 
-        bench.runner._peaks = lambda root, threads: ()
+        bench.timing.machine.peaks = lambda threads: ()
 
 
 @pytest.fixture(scope="module")
@@ -162,9 +164,8 @@ def test_dask_run_gives_the_local_rows(cluster, tmp_path):
         assert r["dask_worker"] in addresses and r["hostname"] and r["machine_id"] == local[0]["machine_id"]
         assert r["thread_pools"] and r["blas_threads"] == "1"  # collected in the cluster's worker processes
     assert_no_overlap(rows)
-    sidecar = json.loads(out.with_suffix(".json").read_text())
-    assert len(sidecar["benchmarks"]) == 2 and all(len(b["extra_info"]["process_medians"]) == 2
-                                                   for b in sidecar["benchmarks"])
+    _, benchmarks = read_sidecar(out)
+    assert len(benchmarks) == 2 and all(len(b["extra_info"]["process_medians"]) == 2 for b in benchmarks)
 
 
 def kill_a_busy_worker(client, proc, ready=lambda: True, timeout=300):
@@ -240,14 +241,30 @@ def test_a_benchmark_whose_workers_keep_dying_is_an_error_and_resume_runs_it(clu
         assert next(r for r in resumed if r["case_id"] == kept["case_id"])["started"] == kept["started"]
 
 
-def test_cli_refuses_bad_shards_and_unreachable_clusters(tmp_path):
-    for args, message in ((("--grid", "smoke", "--shard", "3/3"), "--shard 3/3: no case of grid smoke falls in this part"),
-                          (("--grid", "smoke", "--dask", "tcp://127.0.0.1:9"),
-                           "--dask: cannot reach a dask scheduler" if WorkerPlugin is not object
-                           else "--dask: needs dask.distributed")):
-        proc = subprocess.run(bench_cli(*args, "--out", str(tmp_path / "x.csv")), cwd=REPO, capture_output=True,
-                              text=True, timeout=300)
-        assert proc.returncode == 2 and message in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+def test_an_empty_shard_is_a_valid_file_that_merge_accepts(tmp_path, capsys):
+    """A CI matrix with more jobs than cases: the parts with no case write a file with no rows,
+    exit 0 with a note, and merge takes them beside the others."""
+    parts = []
+    for k in (1, 2, 3):
+        part = tmp_path / f"part{k}.csv"
+        proc = subprocess.run(bench_cli("--grid", "smoke", "--backends", "numpy", "--shard", f"{k}/3", "--processes",
+                                        "1", "--max-time", "0.01", "--out", str(part)),
+                              cwd=REPO, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        parts.append(part)
+    assert "--shard 3/3: no case of grid smoke falls in this part" in proc.stdout
+    assert read_results(parts[2]) == [] and read_sidecar(parts[2])[1] == []
+    out = tmp_path / "all.csv"
+    assert main(["merge", *map(str, parts), "--out", str(out)]) == 0
+    assert "merged 2 rows of 3 parts (shards 1/3, 2/3, 3/3)" in capsys.readouterr().out  # none missing
+
+
+def test_cli_refuses_unreachable_clusters(tmp_path):
+    message = "--dask: cannot reach a dask scheduler" if WorkerPlugin is not object else "--dask: needs dask.distributed"
+    proc = subprocess.run(bench_cli("--grid", "smoke", "--dask", "tcp://127.0.0.1:9", "--out", str(tmp_path / "x.csv")),
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and message in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+    assert not (tmp_path / "x.csv").exists()  # refused before anything was written
 
 
 # --- machines kept apart -----------------------------------------------------------------------
@@ -255,14 +272,16 @@ def test_cli_refuses_bad_shards_and_unreachable_clusters(tmp_path):
 
 def two_machine_file(path: Path, machines: list, scale: float = 1.0):
     """A result file whose benchmark i ran on ``machines[i]``: 3 processes each, times x ``scale``."""
-    meta = {"schema_version": 5, "threads": 1, "run_id": path.stem}
-    out = runner.Output(path, meta)
+    write_results(path, [])
+    out = ResultWriter(path, {"run_id": path.stem})
     for i, machine in enumerate(machines):
         case = Case(CellSpec("lstm", 8, 8), 10 + i, 1)
-        per = [runner.ProcessResult({"case_id": case.id, "backend": "numpy", "status": "ok", "prepare_s": 0.1},
-                                    list(np.array([1.0, 1.02, 0.98]) * m * scale), 1000) for m in (1.0, 1.05, 0.97)]
-        row, rounds, medians = runner.aggregate(case, "numpy", per)
-        out.add({**row, **case.fields(), **meta, "machine_id": machine}, rounds, medians)
+        per = [ProcessRun(tuple(np.array([1.0, 1.02, 0.98]) * m * scale)) for m in (1.0, 1.05, 0.97)]
+        fields = {"case_id": case.id, "backend": "numpy", **case.fields(), "status": "ok", "prepare_s": 0.1,
+                  "flops": case.spec.flops(10 + i, 1)}
+        out.add(Measurement.from_processes(fields, per), {"schema_version": 6, "threads": 1, "run_id": path.stem,
+                                                         "machine_id": machine, "made_by": "saved"})
+    out.finish({})
 
 
 def test_compare_history_and_show_keep_machines_apart(tmp_path, capsys):
@@ -270,7 +289,7 @@ def test_compare_history_and_show_keep_machines_apart(tmp_path, capsys):
     two_machine_file(tmp_path / "new.csv", ["m2", "m2"], scale=1.3)
     c = compare(tmp_path / "base.csv", tmp_path / "new.csv")
     verdicts = {p.label: (p.verdict, p.why) for p in c.pairs}
-    assert verdicts == {"lstm-T10-B1-H8-float32-numpy": ("not comparable", "ran on m1 in BASE, m2 in NEW"),
+    assert verdicts == {"lstm-T10-B1-H8-float32-numpy": ("not comparable", "machines differ: m1 in BASE, m2 in NEW"),
                         "lstm-T11-B1-H8-float32-numpy": ("regression", "")}
     assert any("BASE holds rows of 2 machines (m1, m2)" in w for w in c.warnings)
 
@@ -278,12 +297,14 @@ def test_compare_history_and_show_keep_machines_apart(tmp_path, capsys):
     saved.mkdir(parents=True)
     for name in ("20260101T000000Z-a", "20260102T000000Z-b"):
         two_machine_file(saved / f"{name}.csv", ["m1", "m2"])
-    from bench.history import machines, saved_runs, trends
+    from bench.judge.history import trends
+    from bench.judge.sides import load
+    from bench.results.catalog import machines, saved_runs
 
     assert machines(tmp_path / "results") == ["m1", "m2"]
-    runs = saved_runs(tmp_path / "results", "m2")
+    runs, _ = saved_runs(tmp_path / "results", "m2")
     assert [p.stem for p in runs] == ["20260101T000000Z-a", "20260102T000000Z-b"]
-    assert [t.label for t in trends(runs, machine="m2")] == ["lstm-T11-B1-H8-float32-numpy"]
+    assert [t.label for t in trends([load(p) for p in runs], machine="m2")] == ["lstm-T11-B1-H8-float32-numpy"]
     assert main(["history", "--results", str(tmp_path / "results"), "--machine", "m1"]) == 0
     text = capsys.readouterr().out
     assert "m1: 2 saved runs, 1 benchmarks" in text and "T11" not in text

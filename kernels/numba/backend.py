@@ -81,7 +81,7 @@ def choose_strategy(spec, batch: int) -> str:
     reuses each weight across the batch and the BLAS call's fixed cost is paid
     back; below that ``parallel``, which calls no BLAS at all.  ``fused`` is
     never picked.  Evidence: ``python -m bench run --grid strategies`` with
-    every strategy forced (results/strategies.csv; the README's "Numba
+    every strategy forced (results/intel-xeon-processor-2-80ghz-2c-24g/strategies.csv; docs/speed.md, "Numba
     strategies" gives how often the rule picks the fastest and its worst pick).
     """
     if spec.hidden_size >= 256 or batch * spec.hidden_size >= 4096:

@@ -53,12 +53,12 @@ import threading
 
 import numpy as np
 
-from . import blas
-from . import layout as layouts
-from . import plan as plans
 from ..base import Backend
 from ..checks import standard_layout
 from ..stack import StackPrepared
+from . import blas
+from . import layout as layouts
+from . import plan as plans
 
 STRATEGIES = ("blas", "fused", "parallel")
 #: Strategies that call a BLAS, and so can be forced onto a route: ``"blas@openblas"``.
@@ -116,7 +116,7 @@ class Call:
     hand the caller is the caller's own.  Threads never share a workspace, so several threads may
     run one ``Call`` at once."""
 
-    def __init__(self, prepared, pass_, arrays, packing, choice):
+    def __init__(self, prepared, pass_, arrays, packing, choice, zero_h0=False):
         spec = prepared.spec
         self.prepared, self.pass_, self.arrays, self.packing, self.choice = prepared, pass_, arrays, packing, choice
         self.train = pass_ == "forward_backward"
@@ -132,7 +132,7 @@ class Call:
         addresses = route.addresses(spec.dtype)
         self.S = layouts.table(spec, timesteps, batch, self.train, self.layout, prepared.weights, choice.strategy,
                                addresses, route.openmp, self.packs, active, layouts.MODE_CODES[spec.mode],
-                               prepared.driver.numba.get_num_threads())
+                               prepared.driver.numba.get_num_threads(), zero_h0 and prepared.finite_hh)
         self.workspaces = {}
         self.workspace()
 
@@ -167,6 +167,9 @@ class NumbaPrepared(StackPrepared):
         self.last: Choice | None = None
         super().__init__(spec, weights)
         self.weights, self.W = layouts.weights_layout(spec, self.params)
+        #: whether h = 0 gives h W_hh^T = 0 exactly (no inf or NaN in any W_hh), so that a call
+        #: without h0 may skip its first step's recurrent product
+        self.finite_hh = all(bool(np.isfinite(p[1]).all()) for p in self.params)
 
     def choose(self, pass_: str, steps: int, batch: int) -> Choice:
         """What runs a pass of ``steps`` timesteps and ``batch`` rows: the forced variant; else the
@@ -212,18 +215,19 @@ class NumbaPrepared(StackPrepared):
         w_hr = np.zeros((0, 0), self.spec.np_dtype) if w_hr is None else w_hr
         return tuple(standard_layout(a, self.spec.np_dtype) for a in (w_ih.T, w_hh.T, bx, bh, w_hr.T, w_ih, w_hh, w_hr))
 
-    def _bind(self, pass_, arrays, packing) -> Call:
+    def _bind(self, pass_, arrays, packing, zero_h0) -> Call:
         spec = self.spec
         timesteps, batch = spec.timesteps_batch(arrays[0])
-        call = Call(self, pass_, arrays, packing, self.choose(pass_, timesteps, batch))
+        call = Call(self, pass_, arrays, packing, self.choose(pass_, timesteps, batch), zero_h0)
         self.last = call.choice
         return call
 
     def to_device(self, x, h0=None, c0=None, lengths=None):
         """``(call,)``: a :class:`Call` over :meth:`StackPrepared.place`'s arrays (zeros for absent
         states; with lengths, the rows sorted and the padding of ``x`` zeroed)."""
+        zero_h0 = h0 is None
         x, h0, c0, packing = self.place(x, h0, c0, lengths)
-        return (self._bind("forward", (x, h0, h0 if c0 is None else c0), packing),)
+        return (self._bind("forward", (x, h0, h0 if c0 is None else c0), packing, zero_h0),)
 
     def run(self, call):
         ws = call.workspace()
@@ -252,10 +256,11 @@ class NumbaPrepared(StackPrepared):
         return self._bind_backward(x, h0, c0, grad_output, grad_h_n, grad_c_n, lengths)
 
     def _bind_backward(self, x, h0=None, c0=None, grad_output=None, grad_h_n=None, grad_c_n=None, lengths=None):
+        zero_h0 = h0 is None
         x, h0, c0, grad_output, grad_h_n, grad_c_n, packing = self.place_backward(
             x, h0, c0, grad_output, grad_h_n, grad_c_n, lengths)
         arrays = (x, h0, h0 if c0 is None else c0, grad_output, grad_h_n, grad_h_n if grad_c_n is None else grad_c_n)
-        return (self._bind("forward_backward", arrays, packing),)
+        return (self._bind("forward_backward", arrays, packing, zero_h0),)
 
     def run_backward(self, call):
         ws = call.workspace()

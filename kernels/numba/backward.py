@@ -22,8 +22,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .forward import BLAS, PARALLEL, ROW_BLOCK, accumulate, running
-from .jit import GRU, JIT, LSTM, RNN_RELU, RNN_TANH, mm, mm_tn
+from .forward import BLAS, PARALLEL, ROW_BLOCK, accumulate, accumulate_at, running
+from .jit import JIT, LSTM, RNN_RELU, RNN_TANH, mm, mm_tn
 
 #: Rows per block of the sums over all T*B rows (:func:`_product_tn`, :func:`_sum_rows`): each
 #: block is summed in the dtype (by the BLAS or by loops) and blocks are added in float64, so a
@@ -198,19 +198,20 @@ def _step_rows(mode, steps, t, reverse, active, r0, r1, g3, ghn, out, off, hprev
 def _backward_block(mode, g3, ghn, out, off, hprev, cs, tc, c0, d_out, dh, dm, dc, dgx3, dgh, dgh3, dhp, w_hh, w_hr,
                     active, reverse, r0, r1):
     """Rows ``r0:r1`` through every step backwards with the per-step products dm = dh W_hr (with a
-    projection) and dh += dgh_t W_hh as loops: no BLAS call and no allocation per step."""
-    steps = dgh.shape[0]
+    projection) and dh += dgh_t W_hh as loops: no BLAS call, no allocation and no view per step."""
+    steps, batch = dgh.shape[0], dgh.shape[1]
+    dgh2 = dgh.reshape(steps * batch, dgh.shape[2])
     for s in range(steps):
         t = s if reverse else steps - 1 - s
         rows = running(active, t, r0, r1)
         _seed_rows(dh, d_out, off, dhp, t, r0, r0 + rows)
         if w_hr.size:
             _zero_dm(dm, r0, r0 + rows)
-            accumulate(dm[r0:r1], dh[r0:r1], w_hr, rows)
+            accumulate_at(dm, r0, dh, r0, w_hr, rows)
         _step_rows(mode, steps, t, reverse, active, r0, r0 + rows, g3, ghn, out, off, hprev, cs, tc, c0, dm, dh, dc,
                    dgx3, dgh3)
         _idle_rows(dgx3, dgh3, dhp, t, r0 + rows, r1)
-        accumulate(dh[r0:r1], dgh[t, r0:r1], w_hh, rows)
+        accumulate_at(dh, r0, dgh2, t * batch + r0, w_hh, rows)
 
 
 @numba.njit(inline="always", **JIT)

@@ -22,7 +22,6 @@ Each choice made for LLVM's vectorizer below was kept because it measured faster
 from __future__ import annotations
 
 import numba
-import numpy as np
 
 from .jit import GRU, JIT, LSTM, RNN_RELU, RNN_TANH, act_tanh, mm, mm_packed, sigmoid
 
@@ -37,12 +36,12 @@ PARALLEL_ROWS = 4096
 
 
 @numba.njit(inline="always", **JIT)
-def _update(mode, ax, ax3, ah3, r, h, c, b, keep, t, cs, tc, ghn):
-    """Row ``r`` of a block, batch row ``b``: its state update in place, as in the PyTorch docs'
-    equations for nn.RNN, nn.LSTM and nn.GRU.  ``ax`` (R, G*H) and ``ax3`` (R, G, H), two views of
-    one buffer: the gate pre-activations, both products and both biases, except for GRU, where
-    they hold x W_ih^T + b_ih and ``ah3`` (R, G, H) holds h W_hh^T + b_hh (b_hn stays inside
-    r * (...)).  ``ax`` becomes the gates' activations; ``h`` (B, H) the cell's output, ``c``.
+def _update(mode, ax, ax3, ah3, r, q, h, c, b, keep, t, cs, tc, ghn):
+    """Row ``r`` of ``ax``, ``q`` of ``ah3``, batch row ``b``: its state update in place, as in the
+    PyTorch docs' equations for nn.RNN, nn.LSTM and nn.GRU.  ``ax`` (R, G*H) and ``ax3`` (R, G, H),
+    two views of one buffer: the gate pre-activations, both products and both biases, except for
+    GRU, where they hold x W_ih^T + b_ih and ``ah3`` (Q, G, H) holds h W_hh^T + b_hh (b_hn stays
+    inside r * (...)).  ``ax`` becomes the gates' activations; ``h`` (B, H) the cell's output, ``c``.
     With ``keep``, step ``t``'s c_t, tanh(c_t) (LSTM) and W_hn h + b_hn (GRU) are stored.
 
     Written for LLVM's vectorizer: a gate is indexed as ``ax3[r, gate, j]``, not
@@ -79,40 +78,58 @@ def _update(mode, ax, ax3, ah3, r, h, c, b, keep, t, cs, tc, ghn):
                 h[b, j] = ax3[r, 3, j] * act_tanh(cj)
     else:  # GRU: r, z, n
         for j in range(hidden):
-            ax3[r, 0, j] = sigmoid(ax3[r, 0, j] + ah3[r, 0, j])
+            ax3[r, 0, j] = sigmoid(ax3[r, 0, j] + ah3[q, 0, j])
         for j in range(hidden):
-            ax3[r, 1, j] = sigmoid(ax3[r, 1, j] + ah3[r, 1, j])
+            ax3[r, 1, j] = sigmoid(ax3[r, 1, j] + ah3[q, 1, j])
         for j in range(hidden):
-            n = act_tanh(ax3[r, 2, j] + ax3[r, 0, j] * ah3[r, 2, j])
+            n = act_tanh(ax3[r, 2, j] + ax3[r, 0, j] * ah3[q, 2, j])
             ax3[r, 2, j] = n
             h[b, j] = n + ax3[r, 1, j] * (h[b, j] - n)  # (1 - z) * n + z * h, as ATen's GRU cell writes it
         if keep:
             for j in range(hidden):
-                ghn[t, b, j] = ah3[r, 2, j]
+                ghn[t, b, j] = ah3[q, 2, j]
+
+
+@numba.njit(inline="always", **JIT)
+def accumulate_at(acc, a0, v, v0, w, rows):
+    """``acc[a0:a0 + rows] += v[v0:v0 + rows] @ w`` for ``acc`` (R, N), ``v`` (R', K), ``w`` (K, N)
+    C-contiguous, rows given by offsets (no view made: views cost reference counting per step).
+
+    k runs in chunks of 8 (then 4, then 1), in the order of the plain sum: each row of ``acc`` is
+    loaded and stored once per 8 multiply-adds (the plain loop stores after every one and was
+    store-bound; chunks of 4 loaded and stored it twice as often), and the rows of ``w`` stay in L1
+    while every row of the block uses them.  The inner loop runs over N with no reduction, so it
+    vectorizes without reassociation."""
+    depth, width = w.shape
+    k = 0
+    while k + 8 <= depth:
+        for r in range(rows):
+            a, i = a0 + r, v0 + r
+            v_0, v_1, v_2, v_3 = v[i, k], v[i, k + 1], v[i, k + 2], v[i, k + 3]
+            v_4, v_5, v_6, v_7 = v[i, k + 4], v[i, k + 5], v[i, k + 6], v[i, k + 7]
+            for j in range(width):
+                acc[a, j] = (acc[a, j] + v_0 * w[k, j] + v_1 * w[k + 1, j] + v_2 * w[k + 2, j] + v_3 * w[k + 3, j]
+                             + v_4 * w[k + 4, j] + v_5 * w[k + 5, j] + v_6 * w[k + 6, j] + v_7 * w[k + 7, j])
+        k += 8
+    while k + 4 <= depth:
+        for r in range(rows):
+            a, i = a0 + r, v0 + r
+            v_0, v_1, v_2, v_3 = v[i, k], v[i, k + 1], v[i, k + 2], v[i, k + 3]
+            for j in range(width):
+                acc[a, j] = acc[a, j] + v_0 * w[k, j] + v_1 * w[k + 1, j] + v_2 * w[k + 2, j] + v_3 * w[k + 3, j]
+        k += 4
+    while k < depth:
+        for r in range(rows):
+            a, vk = a0 + r, v[v0 + r, k]
+            for j in range(width):
+                acc[a, j] += vk * w[k, j]
+        k += 1
 
 
 @numba.njit(inline="always", **JIT)
 def accumulate(acc, v, w, rows):
-    """``acc[:rows] += v[:rows] @ w`` for ``acc`` (R, N), ``v`` (R, K), ``w`` (K, N) C-contiguous.
-
-    k runs in chunks of 4, in the order of the plain sum: each row of ``acc`` is loaded and stored
-    once per 4 multiply-adds (the plain loop stores after every one and was store-bound), and the
-    4 rows of ``w`` stay in L1 while every row of the block uses them.  The inner loop runs over
-    N with no reduction, so it vectorizes without reassociation."""
-    depth, width = w.shape
-    k = 0
-    while k + 4 <= depth:
-        for r in range(rows):
-            v0, v1, v2, v3 = v[r, k], v[r, k + 1], v[r, k + 2], v[r, k + 3]
-            for j in range(width):
-                acc[r, j] = acc[r, j] + v0 * w[k, j] + v1 * w[k + 1, j] + v2 * w[k + 2, j] + v3 * w[k + 3, j]
-        k += 4
-    while k < depth:
-        for r in range(rows):
-            vk = v[r, k]
-            for j in range(width):
-                acc[r, j] += vk * w[k, j]
-        k += 1
+    """``acc[:rows] += v[:rows] @ w`` (:func:`accumulate_at` from row 0)."""
+    accumulate_at(acc, 0, v, 0, w, rows)
 
 
 @numba.njit(inline="always", **JIT)
@@ -152,7 +169,7 @@ def _finish_row(mode, ax, ax4, hh, hh3, bx, bh, cell, c, t, b, keep, cs, tc, ghn
     if mode == GRU:
         for j in range(bh.shape[0]):
             hh[b, j] += bh[j]
-    _update(mode, ax, ax4, hh3, b, cell, c, b, keep, t, cs, tc, ghn)
+    _update(mode, ax, ax4, hh3, b, b, cell, c, b, keep, t, cs, tc, ghn)
 
 
 @numba.njit(parallel=True, **JIT)
@@ -163,7 +180,7 @@ def _finish_rows_parallel(mode, ax, ax4, hh, hh3, bx, bh, cell, c, t, rows, keep
 
 @numba.njit(**JIT)
 def _layer_blas(mode, fn, fc, row_threads, threads, inp, w_ih_t, w_hh_t, bx, bh, w_hr_t, packed, h, c, m, out, off,
-                active, reverse, ax_all, hh, keep, cs, tc, mk, ghn):
+                active, reverse, ax_all, hh, keep, cs, tc, mk, ghn, zero_h0):
     """The ``blas`` strategy: the projection of every step in one product, then per step the
     recurrent product through the BLAS onto the step's pre-activations (beta = 1; GRU's into
     ``hh``), with W_hh^T packed where ``packed`` is not empty and the step runs the whole batch,
@@ -182,7 +199,10 @@ def _layer_blas(mode, fn, fc, row_threads, threads, inp, w_ih_t, w_hh_t, bx, bh,
         ax, ax4 = ax_all[t], ax4_all[t]
         target = hh if mode == GRU else ax  # GRU: h W_hh^T + b_hh on its own, for r * (W_hn h + b_hn)
         beta = 0 if mode == GRU else 1  # else the product lands on this step's projection
-        if packed.size and rows == batch:
+        if zero_h0 and s == 0:  # h = 0 and W_hh finite: the product is exactly zero
+            if mode == GRU:
+                _zero_rows(hh, 0, rows)
+        elif packed.size and rows == batch:
             mm_packed(fc, packed, h, target, beta)
         else:
             mm(fn, h[:rows], w_hh_t, target[:rows], beta)
@@ -201,73 +221,84 @@ def _layer_blas(mode, fn, fc, row_threads, threads, inp, w_ih_t, w_hh_t, bx, bh,
 
 @numba.njit(inline="always", **JIT)
 def _block(mode, inp, projected, ax_all, per_step, ah_all, h, c, m, w_ih_t, w_hh_t, bx, bh, w_hr_t, out, off, active,
-           reverse, keep, cs, tc, mk, ghn, r0, r1):
-    """Batch rows ``r0:r1`` through every timestep with the products as loops: no BLAS call and no
-    allocation per step.  A step's pre-activations of these rows are ``ax_all[t, r0:r1]`` (or
-    ``ax_all[0, r0:r1]``, a scratch, unless ``per_step``), which hold x W_ih^T already where
-    ``projected`` (the bias is added here), else are the product taken here, step by step; GRU's
-    h W_hh^T + b_hh goes to rows ``r0:r1`` of ``ah_all``.  A step runs the block's rows that run
-    it (:func:`running`); the cell's output goes to ``m`` (``mk[t]`` with ``keep``) with a
-    projection, which is then multiplied by W_hr^T into ``h``, else to ``h`` itself.  Rows never
-    interact: a row's result is the same whatever block it is in."""
-    steps, size, width = inp.shape[0], r1 - r0, bx.shape[0]
+           reverse, keep, cs, tc, mk, ghn, zero_h0, r0, r1):
+    """Batch rows ``r0:r1`` through every timestep with the products as loops: no BLAS call, no
+    allocation and no array view per step (a view costs reference counting).  A step's
+    pre-activations of these rows are rows ``r0:r1`` of ``ax_all[t]`` (of ``ax_all[0]``, a
+    scratch, unless ``per_step``), which hold x W_ih^T already where ``projected`` (the bias is
+    added here), else are the product taken here, step by step; GRU's h W_hh^T + b_hh goes to rows
+    ``r0:r1`` of ``ah_all``.  A step runs the block's rows that run it (:func:`running`); the
+    cell's output goes to ``m`` (``mk[t]`` with ``keep``) with a projection, which is then
+    multiplied by W_hr^T into ``h``, else to ``h`` itself.  Rows never interact: a row's result is
+    the same whatever block it is in."""
+    steps, batch, width = inp.shape[0], inp.shape[1], bx.shape[0]
     hidden = c.shape[1]
     gates = width // hidden
-    ah = ah_all[r0:r1]
-    ah3 = ah.reshape(size, gates, hidden)
+    ax2 = ax_all.reshape(ax_all.shape[0] * batch, width)
+    ax3 = ax2.reshape(ax_all.shape[0] * batch, gates, hidden)
+    ah3 = ah_all.reshape(batch, gates, hidden)
+    x2 = inp.reshape(steps * batch, inp.shape[2])
     projecting = w_hr_t.size > 0
     for s in range(steps):
         t = steps - 1 - s if reverse else s
         rows = running(active, t, r0, r1)
-        ax = ax_all[t if per_step else 0, r0:r1]
-        ax3 = ax.reshape(size, gates, hidden)
+        a0 = (t if per_step else 0) * batch + r0  # the block's first row in ax2
         for r in range(rows):  # explicit loops: slice assignment costs more than the work here
+            a = a0 + r
             if projected:
                 for j in range(width):
-                    ax[r, j] += bx[j]
+                    ax2[a, j] += bx[j]
             else:
                 for j in range(width):
-                    ax[r, j] = bx[j]
+                    ax2[a, j] = bx[j]
             if mode == GRU:
                 for j in range(width):
-                    ah[r, j] = bh[j]
+                    ah_all[r0 + r, j] = bh[j]
         if not projected:
-            accumulate(ax, inp[t, r0:r1], w_ih_t, rows)
-        accumulate(ah if mode == GRU else ax, h[r0:r1], w_hh_t, rows)
-        cell = (mk[t] if keep else m) if projecting else h
-        for r in range(rows):
-            _update(mode, ax, ax3, ah3, r, cell, c, r0 + r, keep, t, cs, tc, ghn)
+            accumulate_at(ax2, a0, x2, t * batch + r0, w_ih_t, rows)
+        if not (zero_h0 and s == 0):  # else h = 0 and W_hh finite: the product is exactly zero
+            if mode == GRU:
+                accumulate_at(ah_all, r0, h, r0, w_hh_t, rows)
+            else:
+                accumulate_at(ax2, a0, h, r0, w_hh_t, rows)
         if projecting:
+            cell = mk[t] if keep else m
+            for r in range(rows):
+                _update(mode, ax2, ax3, ah3, a0 + r, r0 + r, cell, c, r0 + r, keep, t, cs, tc, ghn)
             _zero_rows(h, r0, r0 + rows)
-            accumulate(h[r0:r1], cell[r0:r1], w_hr_t, rows)
+            accumulate_at(h, r0, cell, r0, w_hr_t, rows)
             if keep:
                 _zero_rows(cell, r0 + rows, r1)
+        else:
+            for r in range(rows):
+                _update(mode, ax2, ax3, ah3, a0 + r, r0 + r, h, c, r0 + r, keep, t, cs, tc, ghn)
         _emit(out, off, h, t, r0, r1, rows)
 
 
 @numba.njit(parallel=True, **JIT)
 def _blocks_parallel(mode, inp, projected, ax_all, per_step, ah_all, h, c, m, w_ih_t, w_hh_t, bx, bh, w_hr_t, out, off,
-                     active, reverse, keep, cs, tc, mk, ghn):
+                     active, reverse, keep, cs, tc, mk, ghn, zero_h0):
     """Blocks of rows over numba's threads: each block runs all steps on one thread."""
     batch = h.shape[0]
     for i in numba.prange((batch + ROW_BLOCK - 1) // ROW_BLOCK):
         r0 = i * ROW_BLOCK
         _block(mode, inp, projected, ax_all, per_step, ah_all, h, c, m, w_ih_t, w_hh_t, bx, bh, w_hr_t, out, off,
-               active, reverse, keep, cs, tc, mk, ghn, r0, min(r0 + ROW_BLOCK, batch))
+               active, reverse, keep, cs, tc, mk, ghn, zero_h0, r0, min(r0 + ROW_BLOCK, batch))
 
 
 @numba.njit(**JIT)
 def layer_forward(strategy, mode, fn, fc, row_threads, threads, inp, w_ih_t, w_hh_t, bx, bh, w_hr_t, packed, h, c, m,
-                  out, off, active, reverse, proj, hh, keep, gates, cs, tc, mk, ghn):
+                  out, off, active, reverse, proj, hh, keep, gates, cs, tc, mk, ghn, zero_h0):
     """One layer, one direction (the module docstring).  ``strategy``: ``BLAS``, ``FUSED`` (the
     projection through the BLAS, then blocks of rows on one thread) or ``PARALLEL`` (no BLAS;
     blocks of rows over numba's threads where it has more than one); ``fn``/``fc``: the addresses
     of ``?gemm_`` and MKL's ``?gemm_compute_`` (0 where it cannot pack); ``threads``: numba's
-    thread count now."""
+    thread count now; ``zero_h0``: h starts at 0 and W_hh is finite, so the first step's recurrent
+    product is skipped (exactly zero)."""
     ax_all = gates if gates.size else proj
     if strategy == BLAS:
         _layer_blas(mode, fn, fc, row_threads, threads, inp, w_ih_t, w_hh_t, bx, bh, w_hr_t, packed, h, c, m, out,
-                    off, active, reverse, ax_all, hh, keep, cs, tc, mk, ghn)
+                    off, active, reverse, ax_all, hh, keep, cs, tc, mk, ghn, zero_h0)
         return
     projected = strategy == FUSED
     steps, batch = inp.shape[0], inp.shape[1]
@@ -276,8 +307,8 @@ def layer_forward(strategy, mode, fn, fc, row_threads, threads, inp, w_ih_t, w_h
     per_step = projected or gates.size > 0
     if strategy == PARALLEL and threads > 1:
         _blocks_parallel(mode, inp, projected, ax_all, per_step, hh, h, c, m, w_ih_t, w_hh_t, bx, bh, w_hr_t, out,
-                         off, active, reverse, keep, cs, tc, mk, ghn)
+                         off, active, reverse, keep, cs, tc, mk, ghn, zero_h0)
         return
     for r0 in range(0, batch, ROW_BLOCK):
         _block(mode, inp, projected, ax_all, per_step, hh, h, c, m, w_ih_t, w_hh_t, bx, bh, w_hr_t, out, off, active,
-               reverse, keep, cs, tc, mk, ghn, r0, min(r0 + ROW_BLOCK, batch))
+               reverse, keep, cs, tc, mk, ghn, zero_h0, r0, min(r0 + ROW_BLOCK, batch))

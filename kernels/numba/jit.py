@@ -92,8 +92,27 @@ def _act_tanh(v):
 
 #: Options of every kernel function.  ``error_model="numpy"``: a float division by zero gives inf or
 #: NaN as in NumPy instead of a Python exception; the check for that exception is a branch in every
-#: loop with a division, which kept the float32 tanh from vectorizing.
-JIT = {"cache": DISK_CACHE, "fastmath": FASTMATH, "error_model": "numpy"}
+#: loop with a division, which kept the float32 tanh from vectorizing.  Not cached on disk
+#: themselves: they are compiled into the entry points that call them (:data:`ENTRY`), which are.
+JIT = {"cache": False, "fastmath": FASTMATH, "error_model": "numpy"}
+#: Options of the entry points (:mod:`kernels.numba.driver`): :data:`JIT`, cached on disk where
+#: numba can.  numba checks a cached function against its own source file only, not against the
+#: functions it calls in other files; so an entry point carries :func:`sources_fingerprint` of
+#: every compiled module as a closure variable, which numba's cache key includes.
+ENTRY = {**JIT, "cache": DISK_CACHE}
+
+
+def sources_fingerprint() -> int:
+    """A 63-bit hash of the source of every module of this package that holds compiled code: a
+    change in any of them gives the entry points a new cache key (see :data:`ENTRY`)."""
+    import hashlib
+    from pathlib import Path
+
+    here = Path(__file__).parent
+    digest = hashlib.sha256()
+    for name in ("jit.py", "layout.py", "forward.py", "backward.py", "driver.py"):
+        digest.update((here / name).read_bytes())
+    return int.from_bytes(digest.digest()[:8], "little") >> 1
 
 
 @numba.njit(inline="always", **JIT)
@@ -126,8 +145,8 @@ def _blas_codegen(kinds):
         tys = sig.args[1:]
         out_dtype = [ty for ty in tys if isinstance(ty, types.Array)][-1].dtype
         target = {"c": types.uint8, "i": types.int32, "f": out_dtype}
-        ptrs = [_data(context, builder, ty, value) if kind == "a" else _on_stack(context, builder, value, ty, target[kind])
-                for kind, value, ty in zip(kinds, rest, tys)]
+        ptrs = [_data(context, builder, ty, value) if kind == "a"
+                else _on_stack(context, builder, value, ty, target[kind]) for kind, value, ty in zip(kinds, rest, tys)]
         voidptr = ir.IntType(8).as_pointer()
         fnty = ir.FunctionType(ir.VoidType(), [voidptr] * len(ptrs))
         builder.call(builder.inttoptr(fn, fnty.as_pointer()), ptrs)

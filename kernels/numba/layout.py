@@ -38,7 +38,10 @@ MODE_CODES = {"rnn_tanh": RNN_TANH, "rnn_relu": RNN_RELU, "lstm": LSTM, "gru": G
 # --- scalars of the table ---------------------------------------------------------------------
 S_T, S_B, S_I, S_H, S_P, S_G, S_L, S_D, S_MODE, S_BATCH_FIRST, S_STRATEGY = range(11)
 S_GEMM, S_COMPUTE, S_ROW_THREADS, S_PACKED, S_PAIRS_AT, S_SLOTS_AT, S_ACTIVE_AT, S_TRAIN, S_THREADS = range(11, 20)
-SCALARS = 20
+#: 1 where every pair starts from h = 0 and every W_hh is finite: the first step's recurrent product is
+#: then exactly zero, and skipped
+S_ZERO_H0 = 20
+SCALARS = 21
 #: Per pair: 1 where its gates are kept by the forward, 0 where the backward recomputes them.
 PAIR_KEPT = 0
 PAIR_SCALARS = 1
@@ -97,8 +100,11 @@ FIXED_SLOTS, PAIR_SLOTS = len(FIXED), len(PAIR)
 WEIGHT_SLOTS = PAIR[:8]
 #: The gates a pair keeps (train), in the order of PAIR.
 KEPT = ("GATES", "CS", "TC", "MK", "GHN")
-globals().update({name: i for i, name in enumerate(FIXED)})
-globals().update({name: i for i, name in enumerate(PAIR)})
+(OUT, OUT_BF, HN, CN, XT, LOUTS, PROJ, HH, M, GO_T, DX, DX_BF, DH0, DC0, DLOW, HPREV, DGX, DGH, DHP, DH, DC, DM, RH,
+ RC) = range(FIXED_SLOTS)
+(W_IH_T, W_HH_T, BX, BH, W_HR_T, W_IH, W_HH, W_HR, PACKED, GATES, CS, TC, MK, GHN, DW_IH, DW_HH, DB_IH, DB_HH,
+ DW_HR) = range(PAIR_SLOTS)
+assert all(globals()[name] == i for names in (FIXED, PAIR) for i, name in enumerate(names))  # one order, written twice
 #: Strategies as the kernels' ``strategy``.
 STRATEGY_CODES = {"blas": 0, "fused": 1, "parallel": 2}
 #: Bytes of kept gates beyond the first pair's that a ``forward_backward`` call may hold
@@ -229,7 +235,7 @@ def call_layout(spec, timesteps: int, batch: int, train: bool, packed_sizes=(), 
 
 def table(spec, timesteps: int, batch: int, train: bool, layout: Layout, weights: Layout, strategy: str,
           addresses: tuple[int, int], row_threads: bool, packed: bool, active: np.ndarray, mode_code: int,
-          threads: int) -> np.ndarray:
+          threads: int, zero_h0: bool = False) -> np.ndarray:
     """The int64 table ``S`` of one call (the module docstring); ``threads``: numba's thread count
     for the calls (numba's own function for it, called in compiled code, keeps that code out of the
     disk cache)."""
@@ -242,7 +248,8 @@ def table(spec, timesteps: int, batch: int, train: bool, layout: Layout, weights
     S = np.zeros(active_at + timesteps, np.int64)
     S[:SCALARS] = [timesteps, batch, spec.input_size, spec.hidden_size, spec.h_size, spec.gates, spec.num_layers,
                    spec.num_directions, mode_code, int(spec.batch_first), STRATEGY_CODES[strategy], addresses[0],
-                   addresses[1], int(row_threads), int(packed), pairs_at, slots_at, active_at, int(train), threads]
+                   addresses[1], int(row_threads), int(packed), pairs_at, slots_at, active_at, int(train), threads,
+                   int(zero_h0)]
     for k in range(K):
         S[pairs_at + k * PAIR_SCALARS + PAIR_KEPT] = int(k < getattr(layout, "kept", 0))
     for slot in range(n_slots):
@@ -261,7 +268,7 @@ class Workspace:
 
     def __init__(self, spec, layout: Layout, train: bool):
         self.F = _aligned_empty(max(layout.size, 1), spec.np_dtype)
-        view = lambda slot: layout.view(self.F, slot)  # noqa: E731
+        view = lambda slot: layout.view(self.F, slot)
         output = view(OUT_BF if spec.batch_first else OUT)
         self.result = (output, view(HN), view(CN) if spec.mode == "lstm" else None)
         self.grads = None

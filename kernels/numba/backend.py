@@ -48,6 +48,7 @@ it from numba's disk cache, ``to_device_backward`` the backward's, before any ti
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib.util
 import threading
 
@@ -74,18 +75,56 @@ NO_BLAS = blas.Route("none", "", {})
 
 
 def choose_strategy(spec, batch: int, timesteps: int | None = None, pass_: str = "forward") -> str:
-    """The strategy for ``spec`` at batch size ``batch`` (and ``timesteps``, ``pass_``).
+    """The strategy for ``spec`` at batch size ``batch`` (the same for every ``timesteps`` and
+    pass: each step's work decides, and the backward's per-step products are the forward's
+    transposed).
 
-    Rule: ``blas`` once H >= 256 or B * H >= 4096, where one product per step
-    reuses each weight across the batch and the BLAS call's fixed cost is paid
-    back; below that ``parallel``, which calls no BLAS at all.  ``fused`` is
-    never picked.  Evidence: ``python -m bench run --grid strategies`` with
-    every strategy forced (results/intel-xeon-processor-2-80ghz-2c-24g/strategies.csv; docs/speed.md, "Numba
-    strategies" gives how often the rule picks the fastest and its worst pick).
+    Rule: with at most :data:`FEW_ROWS` rows, ``fused`` from H = 64 -- a step is a matrix-vector
+    product, which the loops stream at the cache's bandwidth while a BLAS call per step adds its
+    fixed cost -- else ``parallel``, which calls no BLAS at all (at T = 1 not even for the
+    projection); with more rows, ``blas`` once H >= 256 or B * H >= 4096, where one product per
+    step reuses each weight across the batch and the BLAS call's fixed cost is paid back, else
+    ``parallel``.  Evidence: ``python -m bench run --grid strategies`` with every strategy
+    forced (docs/speed.md, "Numba strategies"), and NOTES-numba.md for this rule's measurements.
     """
+    if batch <= FEW_ROWS:
+        return "fused" if spec.hidden_size >= 64 else "parallel"
     if spec.hidden_size >= 256 or batch * spec.hidden_size >= 4096:
         return "blas"
     return "parallel"
+
+
+#: Up to this many rows a step is a matrix-vector product (or a few): :func:`choose_strategy`.
+FEW_ROWS = 4
+
+
+@functools.cache
+def _cpu_vendor() -> str:
+    """``vendor_id`` of /proc/cpuinfo (``GenuineIntel``, ``AuthenticAMD``), ``""`` where unknown."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("vendor_id"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
+def rule_route_order() -> tuple[str, ...]:
+    """The BLAS routes the rule prefers, in order (names only; nothing is loaded): the default
+    order (:data:`kernels.numba.blas.ROUTE_NAMES`, MKL first) on Intel CPUs; on others the
+    OpenBLAS routes first, since MKL does not run its fastest kernels there (AMD EPYC:
+    NOTES-numba.md)."""
+    if _cpu_vendor() in ("GenuineIntel", ""):
+        return blas.ROUTE_NAMES
+    return ("scipy-openblas32", "openblas", "mkl-wheel", "mkl")
+
+
+def rule_route() -> blas.Route | None:
+    """The BLAS route the rule's strategies call where no plan chooses: the first present and
+    verified of :func:`rule_route_order`."""
+    return next((r for name in rule_route_order() if (r := blas.route(name)) is not None), None)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -193,7 +232,9 @@ class NumbaPrepared(StackPrepared):
             route = blas.route(route_name) if route_name else self.route
             if route is not None:
                 return Choice(strategy, route, self.plan.label)
-        return Choice(choose_strategy(spec, batch, steps, pass_), self.route)
+        strategy = choose_strategy(spec, batch, steps, pass_)
+        route = (rule_route() or self.route) if strategy in ROUTED else self.route
+        return Choice(strategy, route)
 
     def ran(self):
         """``variant`` (what the last run called, e.g. ``blas@openblas``), ``plan`` (the label of the

@@ -29,6 +29,10 @@ BLAS, FUSED, PARALLEL = 0, 1, 2
 #: Batch rows per block in ``fused`` and ``parallel``: a block's rows share each chunk of W^T
 #: while it is in L1.
 ROW_BLOCK = 4
+#: Below this many rows (T * B) the input projection is loops, not a BLAS call: a BLAS's product of
+#: so few rows is a matrix-vector product at a fraction of the loops' speed (OpenBLAS: 5-8 GFLOPS
+#: for one row of 1024 by 4096, the loops ~50) plus the call's fixed cost.
+PROJECT_ROWS = 16
 #: From this much work per step (B * H) the rows' updates after each product of ``blas`` are spread
 #: over threads, where the BLAS's threads leave the cores between calls (``Route.openmp``: MKL) and
 #: numba has more than one; below it, starting the threads costs more than the rows.
@@ -189,7 +193,7 @@ def _layer_blas(mode, fn, fc, row_threads, threads, inp, w_ih_t, w_hh_t, bx, bh,
     steps, batch = inp.shape[0], inp.shape[1]
     width, hidden = w_hh_t.shape[1], c.shape[1]
     gates = width // hidden
-    mm(fn, inp.reshape(steps * batch, inp.shape[2]), w_ih_t, ax_all.reshape(steps * batch, width), 0)
+    _project(fn, inp, w_ih_t, ax_all)
     ax4_all = ax_all.reshape(steps, batch, gates, hidden)
     hh3 = hh.reshape(batch, gates, hidden)
     projecting = w_hr_t.size > 0
@@ -217,6 +221,19 @@ def _layer_blas(mode, fn, fc, row_threads, threads, inp, w_ih_t, w_hh_t, bx, bh,
             if keep:
                 _zero_rows(cell, rows, batch)
         _emit(out, off, h, t, 0, batch, rows)
+
+
+@numba.njit(inline="always", **JIT)
+def _project(fn, inp, w_ih_t, ax_all):
+    """``ax_all[:T] = x W_ih^T`` for every step at once (T, B, G*H), without the bias: one BLAS
+    call, or loops below :data:`PROJECT_ROWS` rows."""
+    rows = inp.shape[0] * inp.shape[1]
+    x2, ax2 = inp.reshape(rows, inp.shape[2]), ax_all.reshape(ax_all.shape[0] * inp.shape[1], ax_all.shape[2])
+    if rows >= PROJECT_ROWS:
+        mm(fn, x2, w_ih_t, ax2[:rows], 0)
+    else:
+        ax2[:rows] = 0
+        accumulate(ax2, x2, w_ih_t, rows)
 
 
 @numba.njit(inline="always", **JIT)
@@ -301,9 +318,9 @@ def layer_forward(strategy, mode, fn, fc, row_threads, threads, inp, w_ih_t, w_h
                     off, active, reverse, ax_all, hh, keep, cs, tc, mk, ghn, zero_h0)
         return
     projected = strategy == FUSED
-    steps, batch = inp.shape[0], inp.shape[1]
+    batch = inp.shape[1]
     if projected:  # one BLAS call; the loops below then have half the work
-        mm(fn, inp.reshape(steps * batch, inp.shape[2]), w_ih_t, ax_all.reshape(steps * batch, ax_all.shape[2]), 0)
+        _project(fn, inp, w_ih_t, ax_all)
     per_step = projected or gates.size > 0
     if strategy == PARALLEL and threads > 1:
         _blocks_parallel(mode, inp, projected, ax_all, per_step, hh, h, c, m, w_ih_t, w_hh_t, bx, bh, w_hr_t, out,

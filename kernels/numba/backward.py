@@ -290,7 +290,7 @@ def layer_backward(strategy, mode, fn, threads, inp, h0, c0, out, off, w_ih, w_h
                        dgh3)
             _idle_rows(dgx3, dgh3, dhp, t, n, batch)
             mm(fn, dgh[t, :n], w_hh, dh[:n], 1)
-    elif strategy == PARALLEL and threads > 1:
+    elif (strategy == PARALLEL and threads > 1) or (threads == 1 and batch > ROW_BLOCK):  # as forward's
         _backward_parallel(mode, g3, ghn, out, off, hprev, cs, tc, c0, d_out, dh, dmm, dc, dgx3, dgh, dgh3, dhp, w_hh,
                            w_hr, active, reverse)
     else:

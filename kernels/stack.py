@@ -128,6 +128,10 @@ class StackPrepared(Prepared):
         raise NotImplementedError
 
     def to_device(self, x, h0=None, c0=None, lengths=None):
+        """:meth:`place`'s arrays."""
+        return self.place(x, h0, c0, lengths)
+
+    def place(self, x, h0=None, c0=None, lengths=None):
         """``(x, h0, c0, packing)``: zeros for absent states; with ``lengths``, the rows sorted
         and the padding of ``x`` zeroed (copies), and ``packing`` their :class:`Packing`
         (``None`` without lengths)."""
@@ -176,14 +180,22 @@ class StackPrepared(Prepared):
         return packing.unsort(output, 0 if self.spec.batch_first else 1), packing.unsort(h_n, 1), packing.unsort(c_n, 1)
 
     def to_host(self, result):
-        output, h_n, c_n = self._unsorted(*result)
+        return self._result(*result)
+
+    def _result(self, output, h_n, c_n, packing):
+        """``(output, h_n)`` or ``(output, (h_n, c_n))`` in the caller's row order."""
+        output, h_n, c_n = self._unsorted(output, h_n, c_n, packing)
         return (output, (h_n, c_n)) if self.spec.mode == "lstm" else (output, h_n)
 
     def to_device_backward(self, x, h0=None, c0=None, grad_output=None, grad_h_n=None, grad_c_n=None, lengths=None):
-        """:meth:`to_device`'s arguments, then the seeds (zeros where ``None``), sorted as ``x``
-        with lengths (``grad_output`` with its padding zeroed), and the packing."""
+        """:meth:`place_backward`'s arrays."""
+        return self.place_backward(x, h0, c0, grad_output, grad_h_n, grad_c_n, lengths)
+
+    def place_backward(self, x, h0=None, c0=None, grad_output=None, grad_h_n=None, grad_c_n=None, lengths=None):
+        """:meth:`place`'s arrays, then the seeds (zeros where ``None``), sorted as ``x`` with
+        lengths (``grad_output`` with its padding zeroed), and the packing."""
         spec = self.spec
-        x, h0, c0, packing = self.to_device(x, h0, c0, lengths)
+        x, h0, c0, packing = self.place(x, h0, c0, lengths)
         timesteps, batch = spec.timesteps_batch(x)
         if grad_output is None:
             grad_output = np.zeros(spec.output_shape(timesteps, batch), spec.dtype)
@@ -254,8 +266,7 @@ class StackPrepared(Prepared):
 
     def backward_to_host(self, result):
         output, h_n, c_n, grads, packing = result
-        output, h_n, c_n = self._unsorted(output, h_n, c_n, packing)
         if packing is not None:
             grads = {**grads, "input": packing.unsort(grads["input"], 0 if self.spec.batch_first else 1),
                      **{k: packing.unsort(grads[k], 1) for k in ("h0", "c0") if k in grads}}
-        return (*self.to_host((output, h_n, c_n, None)), grads)
+        return (*self._result(output, h_n, c_n, packing), grads)

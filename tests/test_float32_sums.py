@@ -5,7 +5,7 @@ error grows as sqrt(T*B) ulps (the kind of numba#2855 and #3702): at LSTM I = H 
 B = 128 numba's weight_hh gradient was off by 1.2e-4 of its scale, six times the suite's float32
 gradient tolerance, in its own loops and through MKL's GEMM alike, and its bias gradients by
 1.9e-5.  numba now sums blocks of rows in float32 and the blocks in float64
-(kernels.numba.compiled.SUM_BLOCK).  The backends whose sums are this suite's own code run here;
+(kernels.numba.backward.SUM_BLOCK).  The backends whose sums are this suite's own code run here;
 torch and jax sum in their libraries (docs: their figures at this size).
 """
 

@@ -19,7 +19,8 @@ from ..results.sidecar import read_pytest_benchmark
 #: as the set of values the file's rows hold.  Clock readings, run ids and commits are expected to
 #: differ and are not compared; so is ``peak_blas``, which names the fastest of the BLAS libraries
 #: in one run's peak measurement and flips between near ties from run to run.
-COMPARED_METADATA = ["machine_id", "cpu_model", "cores", "blas", "blas_threads", "torch_threads", "python_version",
+COMPARED_METADATA = ["machine_id", "cpu_model", "cores", "blas", "blas_threads", "cpu_env", "torch_threads",
+                     "python_version",
                      "numpy_version", "numba_version", "scipy_version", "torch_version", "numba_blas",
                      "thread_pools", "numba_threads", "onnx_version", "onnxruntime_version",
                      "jax_version", "jaxlib_version", "onnxruntime_threads", "xla_threads", "xla_flags"]

@@ -75,6 +75,9 @@ COLUMNS = [
     "pytest_benchmark_version",
     "blas",
     "blas_threads",
+    # environment variables that choose a library's CPU kernels (bench.environment.CPU_ENV), e.g.
+    # OPENBLAS_CORETYPE=Haswell: OpenBLAS then runs its AVX2 kernels on an AVX-512 CPU
+    "cpu_env",
     "thread_pools",
     "torch_threads",
     "numba_threads",
@@ -134,7 +137,7 @@ ADDED = {2: ["weight_bytes", "gflops", "pct_peak", "numba_threads", "peak_sgemm_
          5: ["started", "finished", "grid", "shard", "hostname", "dask_worker", "onnx_version",
              "onnxruntime_version", "jax_version", "jaxlib_version", "onnxruntime_threads", "xla_threads",
              "xla_flags", "weight_gbps", "sgemv_gbps", "variant", "plan", "pass"],
-         6: ["git_worktree", "made_by", "proj_size", "dropout", "lengths"]}
+         6: ["git_worktree", "made_by", "proj_size", "dropout", "lengths", "cpu_env"]}
 
 #: Columns whose value in files made before the column existed is known: before schema 5 every row
 #: timed the forward pass.  :func:`read_results` fills them, so they stay in the benchmark key.

@@ -138,7 +138,7 @@ def thread_env(threads: int) -> dict[str, str]:
     library reads them: OpenMP (GNU and Intel, used by torch and MKL), MKL, OpenBLAS, numba; for
     one thread also XLA's Eigen calls (``--xla_cpu_multi_thread_eigen=false`` added to this
     process's ``XLA_FLAGS``).  XLA has no flag for its pool's size: its CPU client sizes it to the
-    CPUs the process may run on, which :func:`bench.runner.worker_cpus` limits to ``threads``.
+    CPUs the process may run on, which :func:`bench.timing.process.worker_cpus` limits to ``threads``.
     ONNX Runtime's pool is per session (:meth:`kernels.Backend.use_threads`)."""
     n = str(threads)
     env = {"OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n, "NUMBA_NUM_THREADS": n}
@@ -228,8 +228,21 @@ def run_metadata(run_id: str | None = None) -> dict:
         "memory_gib": memory_gib(),
         "python_version": platform.python_version(),
         **{f"{name.replace('-', '_')}_version": _version(name) for name in VERSIONED},
+        "cpu_env": cpu_env(),
         **code_metadata(),
     }
+
+
+#: Environment variables that choose which CPU kernels a library runs (OpenBLAS's core type and cache
+#: sizes, MKL's instruction sets and reproducibility mode, NumPy's disabled CPU features, numba's
+#: target CPU): a machine's figures depend on them as much as on its CPU.
+CPU_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "MKL_ENABLE_INSTRUCTIONS", "MKL_CBWR", "MKL_DEBUG_CPU_TYPE",
+           "NPY_DISABLE_CPU_FEATURES", "NUMBA_CPU_NAME", "NUMBA_CPU_FEATURES")
+
+
+def cpu_env() -> str:
+    """The :data:`CPU_ENV` variables set in this process, as ``NAME=value NAME=value`` ("" for none)."""
+    return " ".join(f"{name}={os.environ[name]}" for name in CPU_ENV if os.environ.get(name))
 
 
 #: The distributions whose versions every row records, as ``<name>_version`` (``-`` as ``_``).

@@ -13,7 +13,7 @@ Runs from the checkout with what is installed (no network, no install step):
    that did not wait for the GPU would see them equal.
 
 Everything it writes goes under ``--out`` (``$OUT`` on the lent machine):
-``gpu.txt`` (versions), ``cuda-tests.txt``, ``quick-cuda.csv`` (+ ``.json``)
+``gpu.txt`` (versions), ``cuda-tests.txt``, ``quick-cuda.csv`` (+ ``.jsonl``)
 and ``timing-sanity.json``.  Exit status: 0 when every check passed or CUDA
 is unavailable, 1 when a check failed.
 """

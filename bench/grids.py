@@ -31,6 +31,7 @@ import numpy as np
 from kernels import MODES, CellSpec, init_weights
 from kernels.base import PASSES
 
+from . import lengths as distributions
 from .timing.policy import TimingPolicy
 
 #: The id's suffix of each pass.
@@ -44,6 +45,11 @@ class Case:
     batch: int
     #: ``"forward"`` or ``"forward_backward"`` (:data:`kernels.base.PASSES`)
     pass_: str = "forward"
+    #: the sequence lengths, as a named distribution (:mod:`bench.lengths`): ``full``, ``tail``, ``uniform:F``
+    lengths: str = "full"
+
+    def __post_init__(self):
+        distributions.check(self.lengths)
 
     @property
     def id(self) -> str:
@@ -52,15 +58,29 @@ class Case:
         if s.input_size != s.hidden_size:
             parts.append(f"I{s.input_size}")
         parts.append(f"H{s.hidden_size}")
+        if s.proj_size:
+            parts.append(f"P{s.proj_size}")
         if s.num_layers != 1:
             parts.append(f"L{s.num_layers}")
         parts += [flag for flag, on in (("bi", s.bidirectional), ("bf", s.batch_first), ("nobias", not s.bias)) if on]
+        if s.dropout:
+            parts.append(f"dropout{s.dropout:g}")
         parts.append(s.dtype)
-        return "-".join(parts) + PASS_SUFFIX[self.pass_]
+        return "-".join(parts) + distributions.suffix(self.lengths) + PASS_SUFFIX[self.pass_]
 
     def fields(self) -> dict:
-        """Every spec field plus ``timesteps``, ``batch`` and ``pass``, for result rows and ``extra_info``."""
-        return {**dataclasses.asdict(self.spec), "timesteps": self.timesteps, "batch": self.batch, "pass": self.pass_}
+        """Every spec field plus ``timesteps``, ``batch``, ``pass`` and ``lengths``, for result rows
+        and ``extra_info``."""
+        return {**dataclasses.asdict(self.spec), "timesteps": self.timesteps, "batch": self.batch, "pass": self.pass_,
+                "lengths": self.lengths}
+
+    def lengths_array(self):
+        """The sequence lengths (B,) int64 of this case's distribution, or ``None`` for ``full``."""
+        return distributions.lengths_of(self.lengths, self.timesteps, self.batch)
+
+    def flops(self) -> int:
+        """FLOPs of one call of this case's pass, valid steps only (:meth:`kernels.CellSpec.flops`)."""
+        return self.spec.flops(self.timesteps, self.batch, self.pass_, self.lengths_array())
 
     def grad_seeds(self, timesteps: int | None = None, seed: int = 0):
         """``(grad_output, grad_h_n)`` for the ``forward_backward`` pass on the first ``timesteps``
@@ -68,8 +88,7 @@ class Case:
         ``grad_h_n`` is the pair ``(grad_h_n, grad_c_n)``."""
         steps = self.timesteps if timesteps is None else min(timesteps, self.timesteps)
         rng = np.random.default_rng(seed + 2)
-        shapes = [self.spec.output_shape(steps, self.batch)] + [self.spec.state_shape(self.batch)] * (
-            2 if self.spec.mode == "lstm" else 1)
+        shapes = [self.spec.output_shape(steps, self.batch), *self.spec.state_shapes(self.batch)]
         seeds = [rng.standard_normal(shape, dtype=np.float32).astype(self.spec.dtype, copy=False) for shape in shapes]
         return seeds[0], (tuple(seeds[1:]) if self.spec.mode == "lstm" else seeds[1])
 
@@ -89,7 +108,7 @@ def _product(modes, timesteps, hidden_sizes, batches, dtype="float32"):
 
 
 def smoke() -> list[Case]:
-    """Tiny, for the test suite's end-to-end runs: seconds."""
+    """Tiny, for the test suite's end-to-end runs: tens of seconds with every backend (their start and compilation)."""
     return [
         Case(CellSpec("rnn_tanh", 3, 4), 5, 2),
         Case(CellSpec("lstm", 3, 4, num_layers=2, bidirectional=True, batch_first=True), 4, 3),
@@ -97,15 +116,33 @@ def smoke() -> list[Case]:
 
 
 def quick() -> list[Case]:
-    """Smoke runs and CI: every mode at two T, H and B, plus a stacked bidirectional GRU."""
+    """Smoke runs and CI: every mode at two T, H and B, plus a stacked bidirectional GRU, an LSTM with projections and a variable-length batch."""
     return _product(MODES, (1, 50), (16, 128), (1, 32)) + [
         Case(CellSpec("gru", 32, 32, num_layers=2, bidirectional=True), 20, 4),
+        Case(CellSpec("lstm", 64, 64, proj_size=16), 20, 4),
+        Case(CellSpec("lstm", 32, 32), 20, 8, lengths="uniform:0.5"),
     ]
 
 
 def default() -> list[Case]:
     """T in {1, 10, 100, 1000} x H in {8, 64, 256, 1024} x B in {1, 64}, every mode, I = H, float32, both passes."""
     return with_passes(_product(MODES, (1, 10, 100, 1000), (8, 64, 256, 1024), (1, 64)), PASSES)
+
+
+#: The lengths distributions of the ``varlen`` grid.
+VARLEN = ("full", "uniform:0.5", "tail")
+
+
+def varlen() -> list[Case]:
+    """Variable-length batches: T in {50, 200} x H in {64, 256} x B in {16, 64}, every mode, lengths full, uniform:0.5 and tail, both passes."""
+    sizes = _product(MODES, (50, 200), (64, 256), (16, 64))
+    return [dataclasses.replace(c, lengths=d, pass_=p) for c in sizes for d in VARLEN for p in PASSES]
+
+
+def projection() -> list[Case]:
+    """LSTM with projections (proj_size = H/4): T in {10, 100} x H in {256, 1024} x B in {1, 64}, both passes."""
+    return [Case(CellSpec("lstm", h, h, proj_size=h // 4), t, b, p)
+            for t, h, b, p in itertools.product((10, 100), (256, 1024), (1, 64), PASSES)]
 
 
 def seed() -> list[Case]:
@@ -151,14 +188,14 @@ def deepbench() -> list[Case]:
 #: given (TimingPolicy.max_time elsewhere): small grids stay quick.
 MAX_TIME = {"smoke": 0.05, "quick": 0.1, "strategies": 0.25, "calibration": 0.05}
 
-GRIDS = {"quick": quick, "default": default, "seed": seed, "deepbench": deepbench, "strategies": strategies,
-         "smoke": smoke, "calibration": calibration}
+GRIDS = {"quick": quick, "default": default, "varlen": varlen, "projection": projection, "seed": seed,
+         "deepbench": deepbench, "strategies": strategies, "smoke": smoke, "calibration": calibration}
 
 
 def with_passes(cases: list[Case], passes) -> list[Case]:
-    """Every distinct size (spec, T, B) of ``cases``, in order, once per pass of ``passes``."""
-    sizes = dict.fromkeys((c.spec, c.timesteps, c.batch) for c in cases)
-    return [Case(spec, t, b, p) for spec, t, b in sizes for p in passes]
+    """Every distinct size (spec, T, B, lengths) of ``cases``, in order, once per pass of ``passes``."""
+    sizes = dict.fromkeys((c.spec, c.timesteps, c.batch, c.lengths) for c in cases)
+    return [Case(spec, t, b, p, n) for spec, t, b, n in sizes for p in passes]
 
 
 def parse_passes(text) -> tuple[str, ...] | None:
@@ -282,7 +319,7 @@ def case_cost(case: Case) -> float:
     taking its FLOPs (:meth:`kernels.CellSpec.flops`) at :data:`NOMINAL_FLOPS_PER_S`.  Independent
     of the run's options, so that runs with different ``--max-time`` still split a grid alike."""
     policy = TimingPolicy()
-    call_s = case.spec.flops(case.timesteps, case.batch) / NOMINAL_FLOPS_PER_S
+    call_s = case.spec.flops(case.timesteps, case.batch) / NOMINAL_FLOPS_PER_S  # lengths aside: a stable split
     return max(policy.max_time, policy.min_rounds * call_s)
 
 

@@ -99,21 +99,10 @@ class Measurement:
                    tuple(p.other_cores for p in processes), max(rss) if rss else None, unit, side)
 
     # --- identity -------------------------------------------------------------------------
-    @property
-    def case_id(self) -> str:
-        return str(self.fields.get("case_id", ""))
-
-    @property
-    def backend(self) -> str:
-        return str(self.fields.get("backend", ""))
-
-    @property
-    def status(self) -> str:
-        return str(self.fields.get("status", ""))
-
-    @property
-    def reason(self) -> str:
-        return str(self.fields.get("reason", ""))
+    case_id = property(lambda self: str(self.fields.get("case_id", "")), doc="the case's id")
+    backend = property(lambda self: str(self.fields.get("backend", "")), doc="the backend's name")
+    status = property(lambda self: str(self.fields.get("status", "")), doc="ok, or why it was not timed")
+    reason = property(lambda self: str(self.fields.get("reason", "")), doc="why, in one line")
 
     @property
     def label(self) -> str:

@@ -107,7 +107,8 @@ def place(row: dict, peaks: dict) -> dict:
     peak = peaks.get("peak_sgemm_gflops" if row["dtype"] == "float32" else "peak_dgemm_gflops")
     weight_gbps = ""
     if int(row["batch"]) == 1:
-        spec = CellSpec(**{f.name: _spec_value(f.name, row[f.name]) for f in dataclasses.fields(CellSpec)})
+        spec = CellSpec(**{f.name: _spec_value(f.name, row[f.name]) for f in dataclasses.fields(CellSpec)
+                           if row.get(f.name) not in (None, "")})  # a field older rows lack: its default
         weight_gbps = recurrent_weight_bytes(spec) * int(row["timesteps"]) / median / 1e9
     return {"gflops": gflops, "pct_peak": 100 * gflops / peak if peak else "", "weight_gbps": weight_gbps}
 
@@ -117,6 +118,8 @@ def _spec_value(name: str, value):
     if isinstance(value, str):
         if name in ("bias", "batch_first", "bidirectional"):
             return value == "True"
-        if name in ("input_size", "hidden_size", "num_layers"):
+        if name in ("input_size", "hidden_size", "num_layers", "proj_size"):
             return int(value)
+        if name == "dropout":
+            return float(value)
     return value

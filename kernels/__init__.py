@@ -5,6 +5,9 @@
                     bidirectional=True, batch_first=True, dtype="float32")
     w = init_weights(spec, seed=0)
     out, h_n = get_backend("numba").forward(spec, w, x, hx=None)
+    # a variable-length batch (pack_padded_sequence's semantics), an LSTM with projections:
+    out, h_n = get_backend("numba").forward(spec, w, x, lengths=[5, 3])
+    lstm = CellSpec("lstm", 3, 8, proj_size=4)      # h and output have 4 features, c has 8
 
 The registry (:mod:`kernels.registry`) is a plain dict from name to
 (module, class, args); a backend's module, and so its library (numba,

@@ -3,8 +3,9 @@
 It runs once, before any backend sees the data, so the same bad input gets
 the same error class and message on every backend; backends assume valid
 input.  It also brings every array into one memory layout
-(:func:`standard_layout`) and unbatched input to a batch of one, so that no
-backend handles either.
+(:func:`standard_layout`), the sequence lengths of a variable-length batch to
+one int64 array (:func:`check_lengths`), and unbatched input to a batch of
+one, so that no backend handles any of these.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .lengths import check_lengths  # noqa: F401  (kernels.checks.check_lengths, with the other checks)
 from .spec import CellSpec, check_spec
 from .weights import validate_weights
 
@@ -22,9 +24,11 @@ class Inputs(NamedTuple):
 
     Attributes:
         x: 3-D, (T, B, I) or (B, T, I) when ``spec.batch_first``; B = 1 for unbatched input.
-        h0, c0: (D*L, B, H), or ``None`` when not given (``c0`` is ``None`` except for LSTM).
+        h0, c0: ``h0`` (D*L, B, h_size) and ``c0`` (D*L, B, H) (they differ with ``proj_size``), or
+            ``None`` when not given (``c0`` is ``None`` except for LSTM).
         unbatched: ``x`` was given 2-D (T, I) (and the states (D*L, H)): the caller wants
             unbatched outputs back (:meth:`kernels.CellSpec.unbatched`).
+        lengths: ``None`` (every sequence has T steps), or :func:`check_lengths`' int64 (B,).
 
     Every array is in :func:`standard_layout`.
     """
@@ -33,6 +37,7 @@ class Inputs(NamedTuple):
     h0: np.ndarray | None
     c0: np.ndarray | None
     unbatched: bool
+    lengths: np.ndarray | None = None
 
 
 def standard_layout(a: np.ndarray | None, dtype) -> np.ndarray | None:
@@ -61,29 +66,33 @@ def _check_array(name, value, spec, shape, why=""):
         raise ValueError(f"{name}: expected shape {shape}{why}, got {value.shape}")
 
 
-def check_inputs(spec: CellSpec, x, hx=None) -> Inputs:
-    """Validate ``x`` and ``hx`` against ``spec``, split ``hx`` and bring every array into
-    :func:`standard_layout`, with a batch axis (B = 1) added to unbatched input.
+def check_inputs(spec: CellSpec, x, hx=None, lengths=None) -> Inputs:
+    """Validate ``x``, ``hx`` and ``lengths`` against ``spec``, split ``hx`` and bring every array
+    into :func:`standard_layout`, with a batch axis (B = 1) added to unbatched input.
 
     Args:
         spec: the problem.
         x: (T, B, I), or (B, T, I) when ``spec.batch_first``; or unbatched (T, I), to which
             ``batch_first`` does not apply (as in ``torch.nn.RNN``).  dtype ``spec.dtype`` in
             any byte order; any memory layout.
-        hx: ``None`` (zeros), ``h0`` of shape (D*L, B, H) -- (D*L, H) for unbatched ``x`` --
-            or for LSTM the pair ``(h0, c0)``; ``batch_first`` never applies to it.
+        hx: ``None`` (zeros), ``h0`` of shape (D*L, B, h_size) -- (D*L, h_size) for unbatched
+            ``x`` -- or for LSTM the pair ``(h0, c0)``, ``c0`` (D*L, B, H); ``batch_first`` never
+            applies to them.  ``h_size`` is ``spec.h_size``: P with ``proj_size``, else H.
+        lengths: ``None``, or the sequence lengths (B,) of a variable-length batch
+            (:func:`check_lengths`); batched ``x`` only.
 
     Returns:
-        :class:`Inputs`: ``x`` 3-D, ``h0``/``c0`` (D*L, B, H) or ``None`` when not given,
-        and whether ``x`` was unbatched.
+        :class:`Inputs`: ``x`` 3-D, ``h0``/``c0`` or ``None`` when not given, whether ``x`` was
+        unbatched, and ``lengths`` (int64) or ``None``.
 
     Raises:
         TypeError: an argument that is not a NumPy array, a non-floating
             dtype, or a dtype other than ``spec.dtype``; an LSTM ``hx`` that is
             not a pair.
         ValueError: ``x`` not 2-D or 3-D, a last dimension other than I, T = 0,
-            or a state of the wrong shape (the message gives the expected one;
-            states of unbatched ``x`` are 2-D, as torch requires).
+            a state of the wrong shape (the message gives the expected one;
+            states of unbatched ``x`` are 2-D, as torch requires), or bad ``lengths``
+            (:func:`check_lengths`, naming ``lengths``).
 
     Empty cases: T = 0 raises ValueError, as ``torch.nn.RNN`` does; B = 0 is
     valid and gives empty outputs on every backend.
@@ -99,7 +108,7 @@ def check_inputs(spec: CellSpec, x, hx=None) -> Inputs:
     timesteps, batch = (x.shape[0], None) if unbatched else spec.timesteps_batch(x)
     if timesteps == 0:
         raise ValueError(f"x: expected at least one timestep in {layout}, got shape {x.shape}")
-    state = spec.state_shape(batch)
+    state, cell = spec.state_shape(batch), spec.state_shape(batch, cell=True)
     why = " (D*L, H), since x is unbatched (T, I)" if unbatched else ""
     h0 = c0 = None
     if spec.mode == "lstm":
@@ -108,18 +117,20 @@ def check_inputs(spec: CellSpec, x, hx=None) -> Inputs:
                 raise TypeError(f"hx: expected None or a pair (h0, c0) for lstm, got {type(hx).__name__}")
             h0, c0 = hx
             _check_array("hx[0] (h0)", h0, spec, state, why)
-            _check_array("hx[1] (c0)", c0, spec, state, why)
+            _check_array("hx[1] (c0)", c0, spec, cell, why)
     elif hx is not None:
         h0 = hx
         _check_array("hx (h0)", h0, spec, state, why)
+    if lengths is not None:
+        lengths = check_lengths(lengths, timesteps, batch)
     x, h0, c0 = (standard_layout(a, spec.np_dtype) for a in (x, h0, c0))
     if unbatched:
         x = spec.batched(x)
         h0, c0 = (None if s is None else s[:, None, :] for s in (h0, c0))
-    return Inputs(x, h0, c0, unbatched)
+    return Inputs(x, h0, c0, unbatched, lengths)
 
 
-def check_forward_args(spec, weights, x, hx=None) -> tuple[dict[str, np.ndarray], Inputs]:
+def check_forward_args(spec, weights, x, hx=None, lengths=None) -> tuple[dict[str, np.ndarray], Inputs]:
     """:func:`check_spec`, :func:`kernels.weights.validate_weights` and :func:`check_inputs` in one call.
 
     Returns:
@@ -129,7 +140,7 @@ def check_forward_args(spec, weights, x, hx=None) -> tuple[dict[str, np.ndarray]
     check_spec(spec)
     validate_weights(spec, weights)
     weights = {name: standard_layout(w, spec.np_dtype) for name, w in weights.items()}
-    return weights, check_inputs(spec, x, hx)
+    return weights, check_inputs(spec, x, hx, lengths)
 
 
 
@@ -141,10 +152,12 @@ def check_grad_args(spec: CellSpec, inputs: Inputs, grad_output=None, grad_h_n=N
         spec: the problem.
         inputs: :func:`check_inputs`' answer for ``x`` and ``hx``.
         grad_output: ``None`` (zeros) or d(loss)/d(output), the shape of ``output``:
-            (T, B, D*H), or (B, T, D*H) when ``spec.batch_first``; (T, D*H) for unbatched ``x``;
-            dtype ``spec.dtype``, any layout.
-        grad_h_n: ``None`` (zeros) or d(loss)/d(h_n), (D*L, B, H) ((D*L, H) for unbatched
-            ``x``); for LSTM also the pair ``(grad_h_n, grad_c_n)``, either of which may be ``None``.
+            (T, B, D*h_size), or (B, T, D*h_size) when ``spec.batch_first``; (T, D*h_size) for
+            unbatched ``x``; dtype ``spec.dtype``, any layout.  With ``lengths``, its values
+            past each sequence's end are ignored (``output`` there is padding).
+        grad_h_n: ``None`` (zeros) or d(loss)/d(h_n), (D*L, B, h_size) ((D*L, h_size) for
+            unbatched ``x``); for LSTM also the pair ``(grad_h_n, grad_c_n)``, ``grad_c_n``
+            (D*L, B, H), either of which may be ``None``.
 
     Returns:
         ``(grad_output, grad_h_n, grad_c_n)``, each a 3-D array or ``None`` (zeros); ``grad_c_n``
@@ -159,7 +172,7 @@ def check_grad_args(spec: CellSpec, inputs: Inputs, grad_output=None, grad_h_n=N
     why = " (unbatched, since x is (T, I))" if inputs.unbatched else ""
     if grad_output is not None:
         _check_array("grad_output", grad_output, spec, spec.output_shape(timesteps, batch), why)
-    state = spec.state_shape(batch)
+    state, cell = spec.state_shape(batch), spec.state_shape(batch, cell=True)
     grad_c_n = None
     if isinstance(grad_h_n, (tuple, list)):
         if spec.mode != "lstm" or len(grad_h_n) != 2:
@@ -168,7 +181,7 @@ def check_grad_args(spec: CellSpec, inputs: Inputs, grad_output=None, grad_h_n=N
                             f"of {len(grad_h_n)}")
         grad_h_n, grad_c_n = grad_h_n
         if grad_c_n is not None:
-            _check_array("grad_h_n[1] (grad_c_n)", grad_c_n, spec, state, why)
+            _check_array("grad_h_n[1] (grad_c_n)", grad_c_n, spec, cell, why)
         if grad_h_n is not None:
             _check_array("grad_h_n[0] (grad_h_n)", grad_h_n, spec, state, why)
     elif grad_h_n is not None:

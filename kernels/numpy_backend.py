@@ -12,6 +12,11 @@ of the gate pre-activations, ``dgx`` (of the ``x W_ih^T + b_ih`` part) and
 whose ``b_hn`` sits inside ``r * (...)``), and the direct part of the state's
 gradient.  The layer then walks the steps backwards: ``dx_t = dgx W_ih``,
 ``dh_{t-1} = direct + dgh W_hh``, ``dW_ih += dgx^T x_t``, ``dW_hh += dgh^T h_{t-1}``.
+
+LSTM with projections (``proj_size``): each step's ``m = o * tanh(c')`` becomes
+``h' = m W_hr^T``; backwards, ``dW_hr += dh^T m`` and the cell sees ``dm = dh W_hr``.
+Variable-length batches arrive sorted by length (:mod:`kernels.stack`): step t
+runs on the first ``active[t]`` rows of the batch, the rest keep their state.
 """
 
 from __future__ import annotations
@@ -99,46 +104,68 @@ def _steps(timesteps: int, reverse: bool):
     return range(timesteps - 1, -1, -1) if reverse else range(timesteps)
 
 
+def _with_rest(new, old, rows):
+    """``new`` (the first ``rows`` rows' next state) followed by ``old``'s other rows, which keep theirs."""
+    return new if rows == len(old) else np.concatenate([new, old[rows:]])
+
+
 class NumpyPrepared(StackPrepared):
-    def _loop(self, x, h, c, params, reverse, keep):
+    def _loop(self, x, h, c, params, reverse, active, keep):
         cell = CELLS[self.spec.mode]
+        w_hr = params[4]
+        batch = x.shape[1]
         out = np.empty(x.shape[:2] + h.shape[1:], h.dtype)
         kept = [None] * x.shape[0] if keep else None
         # exp(-v) -> inf gives sigmoid 0, and inf - inf -> nan, as torch computes them, silently as torch does
         with np.errstate(over="ignore", invalid="ignore"):
             for t in _steps(x.shape[0], reverse):
-                h_prev = h
-                h, c, cache = cell(x[t], h, c, *params)
-                out[t] = h
+                rows = batch if active is None else active[t]  # the rows still running: a prefix
+                h_prev = h[:rows]
+                m, c_new, cache = cell(x[t, :rows], h_prev, None if c is None else c[:rows], *params[:4])
+                h_new = m if w_hr is None else m @ w_hr.T
+                h = _with_rest(h_new, h, rows)
+                c = None if c is None else _with_rest(c_new, c, rows)
+                out[t, :rows] = h_new
+                out[t, rows:] = 0
                 if keep:
-                    kept[t] = (h_prev, cache)
+                    kept[t] = (h_prev, m, cache)
         return out, h, c, kept
 
-    def layer(self, x, h, c, params, reverse):
-        return self._loop(x, h, c, params, reverse, keep=False)[:3]
+    def layer(self, x, h, c, params, reverse, active):
+        return self._loop(x, h, c, params, reverse, active, keep=False)[:3]
 
-    def layer_train(self, x, h, c, params, reverse):
-        out, h, c, kept = self._loop(x, h, c, params, reverse, keep=True)
+    def layer_train(self, x, h, c, params, reverse, active):
+        out, h, c, kept = self._loop(x, h, c, params, reverse, active, keep=True)
         return out, h, c, (x, kept)
 
     def layer_backward(self, cache, d_out, d_h, d_c, params, reverse):
         x, kept = cache
-        w_ih, w_hh, b_ih, b_hh = params
+        w_ih, w_hh, b_ih, b_hh, w_hr = params
         grad = GRADS[self.spec.mode]
-        dx = np.empty_like(x)
+        dx = np.zeros_like(x)
         dw_ih, dw_hh = np.zeros_like(w_ih), np.zeros_like(w_hh)
         db_ih, db_hh = np.zeros_like(b_ih), np.zeros_like(b_hh)
+        dw_hr = None if w_hr is None else np.zeros_like(w_hr)
+        d_h = d_h.copy()
+        d_c = None if d_c is None else d_c.copy()
         with np.errstate(over="ignore", invalid="ignore"):
             for t in reversed(_steps(x.shape[0], reverse)):
-                h_prev, step_cache = kept[t]
-                dgx, dgh, direct, d_c = grad(d_h + d_out[t], d_c, step_cache)
-                dx[t] = dgx @ w_ih
-                dw_ih += dgx.T @ x[t]
+                h_prev, m, step_cache = kept[t]
+                rows = len(h_prev)  # the rows that ran step t; the others' gradients pass it unchanged
+                dh = d_h[:rows] + d_out[t, :rows]
+                if w_hr is not None:
+                    dw_hr += dh.T @ m
+                    dh = dh @ w_hr
+                dgx, dgh, direct, dc = grad(dh, None if d_c is None else d_c[:rows], step_cache)
+                dx[t, :rows] = dgx @ w_ih
+                dw_ih += dgx.T @ x[t, :rows]
                 dw_hh += dgh.T @ h_prev
                 db_ih += dgx.sum(axis=0)
                 db_hh += dgh.sum(axis=0)
-                d_h = direct + dgh @ w_hh
-        return dx, d_h, d_c, (dw_ih, dw_hh, db_ih, db_hh)
+                d_h[:rows] = direct + dgh @ w_hh
+                if d_c is not None:
+                    d_c[:rows] = dc
+        return dx, d_h, d_c, (dw_ih, dw_hh, db_ih, db_hh, dw_hr)
 
 
 class NumpyBackend(Backend):
@@ -146,6 +173,9 @@ class NumpyBackend(Backend):
 
     def passes(self):
         return ("forward", "forward_backward")
+
+    def unavailable_for_lengths(self, spec):
+        return None
 
     def prepare(self, spec, weights):
         return NumpyPrepared(spec, weights)

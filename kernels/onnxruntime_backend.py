@@ -24,6 +24,14 @@ a one-step model of the operator once per process (:func:`operator_problem`), so
 ``unavailable`` with the runtime's own message, and becomes available with a runtime that has it.
 Nor do its kernels carry NaN and inf as torch does, so weights and inputs holding them are refused
 (``ValueError``, :data:`NON_FINITE`) rather than answered otherwise.
+
+Variable-length batches are the operators' own ``sequence_lens`` input (int32 (B,)): their
+semantics are ``pack_padded_sequence``'s (zero output past each sequence's end, the last valid
+state in ``Y_h``/``Y_c``, the reverse direction starting at the last valid step; measured against
+torch with onnxruntime 1.32).  A second session, of a graph with that input, is made on the first
+call with lengths, in ``to_device``; ``x``'s padding is zeroed there (a copy), so that NaN in it
+changes nothing and is not refused.  LSTM with projections (``proj_size``) is unavailable: ONNX's
+``LSTM`` operator has no projection (:data:`NO_PROJECTION`).
 """
 
 from __future__ import annotations
@@ -54,11 +62,13 @@ def onnx_gates(spec: CellSpec, a: np.ndarray) -> np.ndarray:
     return np.concatenate([blocks[k] for k in GATE_ORDER[spec.mode]], axis=0)
 
 
-def onnx_model(spec: CellSpec, weights: dict[str, np.ndarray]):
+def onnx_model(spec: CellSpec, weights: dict[str, np.ndarray], lengths: bool = False):
     """The network of ``spec`` as an ``onnx.ModelProto`` with ``weights`` as initializers.
 
-    Inputs ``x`` (spec layout, T and B symbolic), ``h0`` (D*L, B, H) and for LSTM ``c0``; outputs
+    Inputs ``x`` (spec layout, T and B symbolic), ``h0`` (D*L, B, H) and for LSTM ``c0``, and with
+    ``lengths`` the input ``lengths`` (B,) int32, every node's ``sequence_lens``; outputs
     ``output``, ``h_n`` and for LSTM ``c_n``, in the contract's layouts and ``spec.dtype``.
+    ``spec.proj_size`` must be 0: the LSTM operator has no projection.
     """
     from onnx import TensorProto, helper, numpy_helper
 
@@ -97,7 +107,7 @@ def onnx_model(spec: CellSpec, weights: dict[str, np.ndarray]):
         b = const(f"B_l{layer}", np.stack([np.concatenate([onnx_gates(spec, weights["bias_ih" + s]),
                                                             onnx_gates(spec, weights["bias_hh" + s])])
                                             for s in sfxs])) if spec.bias else ""
-        ins = [x, w, r, b, "", h0s[layer]] + ([c0s[layer]] if lstm else [])
+        ins = [x, w, r, b, "lengths" if lengths else "", h0s[layer]] + ([c0s[layer]] if lstm else [])
         outs = [f"Y_l{layer}", f"h_n_l{layer}"] + ([f"c_n_l{layer}"] if lstm else [])
         y = node(OPERATORS[spec.mode], ins, outs, **attrs)
         h_n.append(outs[1])
@@ -118,9 +128,10 @@ def onnx_model(spec: CellSpec, weights: dict[str, np.ndarray]):
 
     seq = ["B", "T"] if spec.batch_first else ["T", "B"]
     states = ["h0", "c0"] if lstm else ["h0"]
+    varlen = [helper.make_tensor_value_info("lengths", TensorProto.INT32, ["B"])] if lengths else []
     graph = helper.make_graph(
         nodes, f"{spec.mode}_stack",
-        [value("x", [*seq, spec.input_size])] + [value(s, [d * layers, "B", h]) for s in states],
+        [value("x", [*seq, spec.input_size])] + [value(s, [d * layers, "B", h]) for s in states] + varlen,
         [value("output", [*seq, d * h])] + [value(s, [d * layers, "B", h]) for s in ("h_n", "c_n")[:len(states)]],
         initializer=inits)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION,
@@ -166,6 +177,11 @@ NON_FINITE = ("onnxruntime's CPU recurrent kernels do not carry NaN and inf as t
               "activations clamp them)")
 
 
+#: Why ``proj_size`` is unavailable here.
+NO_PROJECTION = ("ONNX's LSTM operator has no projection (proj_size); it would be a Scan or Loop of "
+                 "primitive operators, not the runtime's recurrent kernel this backend measures")
+
+
 def check_finite(name: str, array) -> None:
     """Raises ValueError naming ``name`` when ``array`` holds NaN or inf (:data:`NON_FINITE`)."""
     if array is not None and not np.isfinite(array).all():
@@ -177,29 +193,40 @@ class OnnxRuntimePrepared(Prepared):
         super().__init__(spec)
         for name, array in weights.items():
             check_finite(f"weights[{name!r}]", array)
-        weights = {k: standard_layout(w, spec.dtype) for k, w in weights.items()}
-        self.session = session(onnx_model(spec, weights), threads)
+        self.weights = {k: standard_layout(w, spec.dtype) for k, w in weights.items()}
+        self.threads = threads
+        self.session = session(onnx_model(spec, self.weights), threads)
+        self.varlen_session = None  # the graph with sequence_lens: made on the first call with lengths
         self.outputs = ["output", "h_n", "c_n"] if spec.mode == "lstm" else ["output", "h_n"]
 
-    def to_device(self, x, h0=None, c0=None):
+    def to_device(self, x, h0=None, c0=None, lengths=None):
         spec = self.spec
+        x = standard_layout(x, spec.dtype)
+        timesteps, batch = spec.timesteps_batch(x)
+        if lengths is not None:  # padding zeroed, so that NaN there changes nothing (a copy)
+            x = x.copy()
+            spec.time_major(x)[np.arange(timesteps)[:, None] >= np.asarray(lengths)[None, :]] = 0
         for name, array in (("x", x), ("h0", h0), ("c0", c0)):
             check_finite(name, array)
-        _, batch = spec.timesteps_batch(x)
-        zeros = np.zeros(spec.state_shape(batch), spec.dtype)
-        feeds = {"x": x, "h0": zeros if h0 is None else h0}
+        feeds = {"x": x, "h0": np.zeros(spec.state_shape(batch), spec.dtype) if h0 is None else h0}
         if spec.mode == "lstm":
-            feeds["c0"] = zeros if c0 is None else c0
+            feeds["c0"] = np.zeros(spec.state_shape(batch, cell=True), spec.dtype) if c0 is None else c0
         feeds = {name: standard_layout(array, spec.dtype) for name, array in feeds.items()}
-        binding = self.session.io_binding()
+        sess = self.session
+        if lengths is not None:
+            if self.varlen_session is None:
+                self.varlen_session = session(onnx_model(spec, self.weights, lengths=True), self.threads)
+            sess = self.varlen_session
+            feeds["lengths"] = np.asarray(lengths, np.int32)
+        binding = sess.io_binding()
         for name, array in feeds.items():
             binding.bind_cpu_input(name, array)
         for name in self.outputs:
             binding.bind_output(name, "cpu")
-        return binding, feeds  # the feeds stay referenced while the binding points at them
+        return sess, binding, feeds  # the feeds stay referenced while the binding points at them
 
-    def run(self, binding, feeds):
-        self.session.run_with_iobinding(binding)
+    def run(self, sess, binding, feeds):
+        sess.run_with_iobinding(binding)
         return binding
 
     def to_host(self, binding):
@@ -221,7 +248,12 @@ class OnnxRuntimeBackend(Backend):
         return None
 
     def unavailable_for(self, spec):
+        if spec.proj_size:
+            return NO_PROJECTION
         return operator_problem(spec.mode, spec.dtype)
+
+    def unavailable_for_lengths(self, spec):
+        return None
 
     def use_threads(self, threads):
         self.threads = int(threads)

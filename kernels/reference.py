@@ -48,22 +48,22 @@ def _up_pair(a):
     return tuple(_up(v) for v in a) if isinstance(a, (tuple, list)) else _up(a)
 
 
-def reference_forward(spec, weights, x, hx=None):
+def reference_forward(spec, weights, x, hx=None, lengths=None):
     """The forward pass in float64: same arguments and layout as
     :meth:`kernels.base.Backend.forward`; every input is cast to float64 and
     every output is float64."""
     spec64 = dataclasses.replace(spec, dtype="float64")
     weights64 = {k: _up(v) for k, v in weights.items()}
-    return NumpyBackend().forward(spec64, weights64, _up(x), _up_pair(hx))
+    return NumpyBackend().forward(spec64, weights64, _up(x), _up_pair(hx), lengths)
 
 
-def reference_forward_backward(spec, weights, x, hx=None, grad_output=None, grad_h_n=None):
+def reference_forward_backward(spec, weights, x, hx=None, grad_output=None, grad_h_n=None, lengths=None):
     """The forward pass and backpropagation through time in float64: same arguments and results as
     :meth:`kernels.base.Backend.forward_backward`, every input cast to float64, every result float64."""
     spec64 = dataclasses.replace(spec, dtype="float64")
     weights64 = {k: _up(v) for k, v in weights.items()}
     return NumpyBackend().forward_backward(spec64, weights64, _up(x), _up_pair(hx), _up(grad_output),
-                                           _up_pair(grad_h_n))
+                                           _up_pair(grad_h_n), lengths)
 
 
 def backward_arrays(result) -> dict[str, np.ndarray]:

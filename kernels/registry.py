@@ -191,22 +191,32 @@ def get_backend(name: str) -> Backend:
     return _instances[key]
 
 
-def availability(name: str, spec=None) -> str | None:
+def availability(name: str, spec=None, lengths: bool = False) -> str | None:
     """``None`` when backend ``name`` can run here (and compute ``spec``, when given:
-    :meth:`~kernels.base.Backend.unavailable_for`), else why not (one line); never raises for a
-    registered name, whatever is missing (a module that cannot be imported is a reason).
+    :meth:`~kernels.base.Backend.unavailable_for`; and, with ``lengths``, take variable-length
+    batches of it: :meth:`~kernels.base.Backend.unavailable_for_lengths`), else why not (one line);
+    never raises for a registered name, whatever is missing (a module that cannot be imported is a
+    reason).
 
     Raises:
-        ValueError: ``name`` does not parse (:func:`parse_backend_name`).
+        ValueError: ``name`` does not parse (:func:`parse_backend_name`), or ``lengths`` without ``spec``.
     """
     parse_backend_name(name)
+    if lengths and spec is None:
+        raise ValueError("lengths: availability for lengths is asked of a spec; pass spec")
     try:
         backend = get_backend(name)
         reason = backend.unavailable_reason()
     except (ImportError, AttributeError) as exc:
         return f"cannot import: {exc}"
     per_spec = getattr(backend, "unavailable_for", None)  # optional for a backend not derived from Backend
-    return reason if reason is not None or spec is None or per_spec is None else per_spec(spec)
+    if reason is None and spec is not None and per_spec is not None:
+        reason = per_spec(spec)
+    if reason is None and lengths:
+        per_lengths = getattr(backend, "unavailable_for_lengths", None)
+        reason = (per_lengths(spec) if per_lengths is not None
+                  else f"{name} does not declare variable-length batches (lengths)")
+    return reason
 
 
 def available_backends(names=None) -> dict[str, str | None]:

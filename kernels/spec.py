@@ -2,16 +2,19 @@
 
 A :class:`CellSpec` knows its own weight names and shapes, input, output and
 state shapes, its layout (where T and B sit, ``batch_first`` or not), and its
-FLOP count, so no other module recomputes them.  New fields (``proj_size``,
-``dropout``, ...) are to be added with defaults.
+FLOP count, so no other module recomputes them.  New fields are added with
+defaults (``proj_size`` and ``dropout`` were), so older call sites keep working.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 
 import numpy as np
+
+from .lengths import check_lengths
 
 #: Gates per mode: the row blocks of ``weight_ih_l{k}`` (PyTorch's layout).
 GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
@@ -51,10 +54,21 @@ class CellSpec:
             never applies to ``h0``/``h_n``/``c0``/``c_n``.
         bidirectional: D = 2 directions per layer instead of 1.
         dtype: ``"float32"`` or ``"float64"``, kept end to end.
+        proj_size: P, LSTM with projections (``nn.LSTM(proj_size=P)``): 0 (none) or
+            0 < P < H, LSTM only.  Each step's ``o * tanh(c)`` (H features) is multiplied by
+            ``weight_hr_l{k}`` (P, H), so ``h``, ``output`` and ``h_n`` have P features, ``c``
+            keeps H, ``weight_hh`` is (4H, P) and a layer above the first reads D*P features.
+        dropout: the probability ``nn.RNN``'s ``dropout`` gives to the dropout between layers,
+            in [0, 1].  Recorded, never applied: every backend computes evaluation semantics
+            (as after ``module.eval()``), in every pass, so it changes no answer and no timing
+            (the docs say why training-mode dropout is not measured).
 
     Raises:
-        ValueError: unknown mode or dtype, or a size below 1.
-        TypeError: a size that is not an int, or a flag that is not a bool.
+        ValueError: unknown mode or dtype, a size below 1, a ``proj_size`` that is negative, not
+            below ``hidden_size``, or set for another mode than LSTM, a ``dropout`` outside
+            [0, 1] (the message names the field, and torch's rule).
+        TypeError: a size or ``proj_size`` that is not an int, a flag that is not a bool, a
+            ``dropout`` that is not a real number.
     """
 
     mode: str
@@ -65,6 +79,8 @@ class CellSpec:
     batch_first: bool = False
     bidirectional: bool = False
     dtype: str = "float32"
+    proj_size: int = 0
+    dropout: float = 0.0
 
     def __post_init__(self):
         if not isinstance(self.mode, str) or self.mode not in GATES:
@@ -82,6 +98,19 @@ class CellSpec:
         if dtype not in DTYPES:
             raise ValueError(f"dtype: expected one of {list(DTYPES)}, got {self.dtype!r}")
         object.__setattr__(self, "dtype", dtype)
+        _check_size("proj_size", self.proj_size, minimum=0)
+        object.__setattr__(self, "proj_size", int(self.proj_size))
+        if self.proj_size and self.mode != "lstm":  # torch: "only supported for LSTM, not RNN or GRU"
+            raise ValueError(f"proj_size: projections exist for lstm only, got proj_size={self.proj_size} "
+                             f"for {self.mode}")
+        if self.proj_size >= self.hidden_size:
+            raise ValueError(f"proj_size: expected 0 (no projection) or an int below hidden_size="
+                             f"{self.hidden_size}, got {self.proj_size}")
+        if isinstance(self.dropout, (bool, np.bool_)) or not isinstance(self.dropout, numbers.Real):
+            raise TypeError(f"dropout: expected a float in [0, 1], got {self.dropout!r}")
+        if not 0 <= self.dropout <= 1:  # NaN fails too
+            raise ValueError(f"dropout: expected a probability in [0, 1], got {self.dropout!r}")
+        object.__setattr__(self, "dropout", float(self.dropout))
 
     # --- derived sizes -------------------------------------------------
     @property
@@ -95,6 +124,12 @@ class CellSpec:
         return 2 if self.bidirectional else 1
 
     @property
+    def h_size(self) -> int:
+        """Features of ``h`` (each direction's output, ``h0``, ``h_n``): ``proj_size`` when set,
+        else ``hidden_size`` (torch's ``real_hidden_size``).  ``c`` always has ``hidden_size``."""
+        return self.proj_size or self.hidden_size
+
+    @property
     def np_dtype(self) -> np.dtype:
         return np.dtype(self.dtype)
 
@@ -104,8 +139,8 @@ class CellSpec:
         return np.dtype(dtype).newbyteorder("=") == self.np_dtype
 
     def layer_input_size(self, layer: int) -> int:
-        """Features read by ``layer``: I for layer 0, D*H above it."""
-        return self.input_size if layer == 0 else self.num_directions * self.hidden_size
+        """Features read by ``layer``: I for layer 0, D * :attr:`h_size` above it."""
+        return self.input_size if layer == 0 else self.num_directions * self.h_size
 
     def suffixes(self):
         """Yield ``(layer, direction, suffix)`` in PyTorch's parameter order."""
@@ -114,15 +149,19 @@ class CellSpec:
                 yield layer, direction, f"_l{layer}" + ("_reverse" if direction else "")
 
     def weight_shapes(self) -> dict[str, tuple[int, ...]]:
-        """``{state_dict name: shape}`` in the order of ``nn.RNN.state_dict()``."""
+        """``{state_dict name: shape}`` in the order of ``nn.RNN.state_dict()``: per layer and
+        direction ``weight_ih`` (G*H, I_l), ``weight_hh`` (G*H, h_size), ``bias_ih``, ``bias_hh``
+        (G*H,) when ``bias``, then ``weight_hr`` (P, H) when ``proj_size`` is P > 0."""
         gh = self.gates * self.hidden_size
         shapes = {}
         for layer, _, sfx in self.suffixes():
             shapes["weight_ih" + sfx] = (gh, self.layer_input_size(layer))
-            shapes["weight_hh" + sfx] = (gh, self.hidden_size)
+            shapes["weight_hh" + sfx] = (gh, self.h_size)
             if self.bias:
                 shapes["bias_ih" + sfx] = (gh,)
                 shapes["bias_hh" + sfx] = (gh,)
+            if self.proj_size:
+                shapes["weight_hr" + sfx] = (self.proj_size, self.hidden_size)
         return shapes
 
     def input_shape(self, timesteps: int, batch: int | None) -> tuple[int, ...]:
@@ -131,15 +170,22 @@ class CellSpec:
         return self._sequence_shape(timesteps, batch, self.input_size)
 
     def output_shape(self, timesteps: int, batch: int | None) -> tuple[int, ...]:
-        """Shape of ``output``: (T, B, D*H), or (B, T, D*H) when ``batch_first``; (T, D*H) when
-        ``batch`` is ``None`` (unbatched)."""
-        return self._sequence_shape(timesteps, batch, self.num_directions * self.hidden_size)
+        """Shape of ``output``: (T, B, D*h_size), or (B, T, D*h_size) when ``batch_first``;
+        (T, D*h_size) when ``batch`` is ``None`` (unbatched).  ``h_size`` is :attr:`h_size`: P with
+        projections, else H."""
+        return self._sequence_shape(timesteps, batch, self.num_directions * self.h_size)
 
-    def state_shape(self, batch: int | None) -> tuple[int, ...]:
-        """Shape of ``h0``/``h_n`` (and ``c0``/``c_n``): (D*L, B, H), whatever ``batch_first``;
-        (D*L, H) when ``batch`` is ``None`` (unbatched)."""
+    def state_shape(self, batch: int | None, cell: bool = False) -> tuple[int, ...]:
+        """Shape of ``h0``/``h_n`` -- (D*L, B, h_size) -- or, with ``cell``, of LSTM's
+        ``c0``/``c_n`` -- (D*L, B, H); whatever ``batch_first``; without the B axis when
+        ``batch`` is ``None`` (unbatched).  The two differ only with ``proj_size``."""
         dl = self.num_directions * self.num_layers
-        return (dl, self.hidden_size) if batch is None else (dl, batch, self.hidden_size)
+        features = self.hidden_size if cell else self.h_size
+        return (dl, features) if batch is None else (dl, batch, features)
+
+    def state_shapes(self, batch: int | None) -> list[tuple[int, ...]]:
+        """The shapes of the states, in order: ``[h]``, or ``[h, c]`` for LSTM."""
+        return [self.state_shape(batch)] + ([self.state_shape(batch, cell=True)] if self.mode == "lstm" else [])
 
     def _sequence_shape(self, timesteps, batch, features):
         if batch is None:
@@ -178,40 +224,51 @@ class CellSpec:
         return self.from_time_major(self.time_major(x)[:steps])
 
     # --- cost model ----------------------------------------------------
-    def flops(self, timesteps: int, batch: int, pass_: str = "forward") -> int:
+    def flops(self, timesteps: int, batch: int, pass_: str = "forward", lengths=None) -> int:
         """Floating-point operations of one call of ``pass_`` (multiply-add = 2).
 
-        ``"forward"``: matrix products per step, layer and direction ``2*G*H*(I_l + H)*B``;
-        pointwise work per step, layer, direction and batch row, counting each add, multiply and
-        transcendental as one: bias adds ``2*G*H`` (when ``bias``) plus the cell update -- rnn: H;
-        lstm: 5H (f*c, i*g, add, tanh(c), o*) + 4H activations; gru: 7H (r*hn, add, tanh, (1-z),
-        two products, add) + 3H activations.
+        ``"forward"``: matrix products per step, layer and direction ``2*G*H*(I_l + h_size)*B``
+        (``h_size`` is P with projections, else H), plus the projection ``2*P*H*B`` when
+        ``proj_size`` is P > 0; pointwise work per step, layer, direction and batch row, counting
+        each add, multiply and transcendental as one: bias adds ``2*G*H`` (when ``bias``) plus the
+        cell update -- rnn: H; lstm: 5H (f*c, i*g, add, tanh(c), o*) + 4H activations; gru: 7H
+        (r*hn, add, tanh, (1-z), two products, add) + 3H activations.
 
         ``"forward_backward"``: the forward pass, then backpropagation through time, whose
         products are twice the forward's (per step the gate gradients times W_ih for dx and times
         W_hh for dh, and their products with x and h_{t-1} for dW_ih and dW_hh: ``4*G*H*(I_l +
-        H)*B``), plus per row the bias gradients ``2*G*H`` (when ``bias``; both biases get the
-        gate gradients) and twice the forward's pointwise work (each derivative costs about two
-        operations per forward one).  The count of the algorithm, not of any one backend (a
-        backend that recomputes the forward's gates spends more).
+        h_size)*B``; with projections also dh times W_hr and its product with o*tanh(c) for
+        dW_hr: ``4*P*H*B``), plus per row the bias gradients ``2*G*H`` (when ``bias``; both biases
+        get the gate gradients) and twice the forward's pointwise work (each derivative costs
+        about two operations per forward one).  The count of the algorithm, not of any one
+        backend (a backend that recomputes the forward's gates spends more).
+
+        ``lengths``: ``None`` (every sequence has T steps), or the sequence lengths (B,) of a
+        variable-length batch (:func:`kernels.lengths.check_lengths`' rules): only valid steps
+        count -- ``sum(lengths)`` rows of work per layer and direction instead of ``T*B`` -- as
+        a packed sequence computes them; a backend that computes the padding too spends more.
 
         Raises:
-            ValueError: an unknown pass.
+            ValueError: an unknown pass, or bad ``lengths`` (naming ``lengths``).
         """
         if pass_ not in ("forward", "forward_backward"):
             raise ValueError(f"pass_: expected 'forward' or 'forward_backward', got {pass_!r}")
+        if lengths is None:
+            rows = timesteps * batch
+        else:
+            rows = int(check_lengths(lengths, timesteps, batch).sum())
         backward = pass_ == "forward_backward"
         pointwise = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 9, "gru": 10}[self.mode]
         total = 0
         h, g = self.hidden_size, self.gates
         for layer, _, _ in self.suffixes():
-            products = 2 * g * h * (self.layer_input_size(layer) + h)
+            products = 2 * g * h * (self.layer_input_size(layer) + self.h_size) + 2 * self.proj_size * h
             biases = 2 * g * h if self.bias else 0
             per_row = products + pointwise * h + biases
             if backward:
                 per_row += 2 * products + 2 * pointwise * h + biases
             total += per_row
-        return total * timesteps * batch
+        return total * rows
 
     def weight_bytes(self) -> int:
         """Bytes of all parameters, i.e. weights touched by one timestep of every layer."""

@@ -1,5 +1,7 @@
 """Weights in the one format every backend reads: PyTorch's ``state_dict``
-layout as NumPy arrays (``weight_ih_l0``, ``bias_hh_l1_reverse``, ...)."""
+layout as NumPy arrays (``weight_ih_l0``, ``bias_hh_l1_reverse``, ...; with
+``proj_size``, ``weight_hr_l0`` (P, H) and ``weight_hr_l0_reverse`` too, and
+``weight_hh`` (G*H, P))."""
 
 from __future__ import annotations
 
@@ -11,9 +13,9 @@ from .spec import CellSpec, check_spec
 def init_weights(spec: CellSpec, seed: int = 0) -> dict[str, np.ndarray]:
     """Draw parameters as ``torch.nn.RNN``/``LSTM``/``GRU`` initialize them.
 
-    Every parameter is drawn from U(-k, k) with ``k = 1/sqrt(hidden_size)``
-    (PyTorch docs, "Variables" of ``nn.RNN``/``nn.LSTM``/``nn.GRU``), with
-    NumPy's ``default_rng(seed)`` instead of torch's generator.
+    Every parameter, ``weight_hr`` of a projection included, is drawn from U(-k, k) with
+    ``k = 1/sqrt(hidden_size)`` (PyTorch docs, "Variables" of ``nn.RNN``/``nn.LSTM``/``nn.GRU``),
+    with NumPy's ``default_rng(seed)`` instead of torch's generator.
 
     Returns:
         ``{name: array}`` in ``state_dict`` order; shapes from
@@ -29,7 +31,8 @@ def init_weights(spec: CellSpec, seed: int = 0) -> dict[str, np.ndarray]:
 
 
 def validate_weights(spec: CellSpec, weights) -> None:
-    """Check that ``weights`` has exactly the spec's names, shapes and dtype.
+    """Check that ``weights`` has exactly the spec's names, shapes and dtype
+    (:meth:`CellSpec.weight_shapes`: ``weight_hr`` exactly when ``proj_size`` is set).
 
     Raises:
         TypeError: ``weights`` is not a mapping, an entry is not a NumPy array,

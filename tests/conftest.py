@@ -65,3 +65,16 @@ def torch_answer(spec, weights, x, hx=None):
     with torch.no_grad():
         output, state = module(up(x), hx)
     return [output.numpy(), *(s.numpy() for s in (state if spec.mode == "lstm" else (state,)))]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium driven by Selenium (bench.publish.browser), one per test module; skipped,
+    with the reason, where Selenium, Chromium or chromedriver is missing."""
+    from bench.publish.browser import chromium, unavailable
+
+    reason = unavailable()
+    if reason is not None:
+        pytest.skip(f"no headless browser: {reason}")
+    with chromium(width=1280, height=900) as driver:
+        yield driver

@@ -151,7 +151,7 @@ def test_history_without_steps_reports_none():
 
 def test_real_aa_files_of_schema_1_still_compare():
     """The committed A/A (schema 1) reproduces the README's figures with today's code."""
-    c = compare(FIX / "../../results/quick-aa-1.csv", FIX / "../../results/quick-aa-2.csv")
+    c = compare(FIX / "../../results/intel-xeon-processor-2-80ghz-2c-24g/quick-aa-1.csv", FIX / "../../results/intel-xeon-processor-2-80ghz-2c-24g/quick-aa-2.csv")
     assert (verdicts(c).count("regression"), verdicts(c).count("improvement")) == (28, 31)
     assert c.geomean() == pytest.approx(0.9656, abs=1e-4)
 

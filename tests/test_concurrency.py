@@ -35,7 +35,7 @@ import numba
 from kernels import CellSpec, availability, get_backend, init_weights
 from kernels.reference import flatten
 
-# B * H = 4096: the blas strategy spreads rows over threads too (numba_kernels.PARALLEL_ROWS)
+# B * H = 4096: the blas strategy spreads rows over threads too (kernels.numba.forward.PARALLEL_ROWS)
 spec = CellSpec("lstm", 8, 64, num_layers=2, bidirectional=True)
 weights = init_weights(spec, seed=0)
 rng = np.random.default_rng(0)

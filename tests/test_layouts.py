@@ -140,16 +140,16 @@ def test_numba_run_sees_only_the_types_prepare_compiled(path, monkeypatch):
     reason = availability(path)
     if reason is not None:
         pytest.skip(f"{path}: {reason}")
-    from kernels.numba import compiled as numba_kernels
+    from kernels.numba import driver
 
     calls = []
-    dispatchers = dict(numba_kernels.LAYERS)
+    dispatchers = dict(driver.DRIVERS)
     for name, dispatcher in dispatchers.items():
-        monkeypatch.setitem(numba_kernels.LAYERS, name, Spy(dispatcher, calls))
+        monkeypatch.setitem(driver.DRIVERS, name, Spy(dispatcher, calls))
     backend = get_backend(path)
 
     def assert_compiled(compiled, what):
-        assert calls, "the spies saw no call: the kernels are no longer reached through numba_kernels.LAYERS"
+        assert calls, "the spies saw no call: the kernels are no longer reached through driver.DRIVERS"
         new = set(calls) - compiled
         unseen = {t for sig in new for t in sig} - {t for sig in compiled for t in sig}  # for the message
         assert not new, f"{what}: run passed types prepare did not compile: {unseen or new}"

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from kernels import CellSpec, get_backend, init_weights
-from kernels.numba.backend import STRATEGIES, choose_strategy
+from kernels.numba.backend import ROUTED, STRATEGIES, choose_strategy, rule_route
 from kernels.reference import contract_problem, flatten, max_abs_error, reference_forward, within_tolerance
 
 from .conftest import make_inputs
@@ -17,8 +17,8 @@ from .conftest import make_inputs
 
 @pytest.mark.parametrize(
     "hidden, batch, expected",
-    [(8, 1, "parallel"), (64, 4, "parallel"), (8, 64, "parallel"), (64, 8, "parallel"), (64, 64, "blas"),
-     (256, 1, "blas"), (1024, 64, "blas")],
+    [(8, 1, "parallel"), (64, 4, "fused"), (8, 4, "parallel"), (8, 64, "parallel"), (64, 8, "parallel"),
+     (64, 64, "blas"), (256, 1, "fused"), (1024, 1, "fused"), (256, 8, "blas"), (1024, 64, "blas")],
 )
 def test_selection_rule(hidden, batch, expected):
     assert choose_strategy(CellSpec("lstm", hidden, hidden), batch) == expected
@@ -46,7 +46,8 @@ def test_plain_numba_runs_the_strategy_the_rule_chooses(hidden, batch, monkeypat
     x, hx = make_inputs(spec, 4, batch, True)
     auto = get_backend("numba").forward(spec, weights, x, hx)[0]
     chosen = choose_strategy(spec, batch)
-    np.testing.assert_array_equal(auto, get_backend(f"numba:{chosen}").forward(spec, weights, x, hx)[0])
+    forced = f"{chosen}@{rule_route().name}" if chosen in ROUTED else chosen  # on the rule's route
+    np.testing.assert_array_equal(auto, get_backend(f"numba:{forced}").forward(spec, weights, x, hx)[0])
     others = [get_backend(f"numba:{s}").forward(spec, weights, x, hx)[0] for s in STRATEGIES if s != chosen]
     assert any(not np.array_equal(auto, o) for o in others), "strategies agree bitwise here: the test proves nothing"
 

@@ -18,7 +18,7 @@ from bench.commands.tune import build_plan, tune_backends, tune_options
 from kernels import CellSpec, get_backend, init_weights
 from kernels.numba import blas
 from kernels.numba import plan as plans
-from kernels.numba.backend import NumbaBackend
+from kernels.numba.backend import NumbaBackend, rule_route
 
 from .conftest import make_inputs
 
@@ -143,7 +143,8 @@ def test_a_plan_naming_a_route_not_here_falls_back_to_the_rule(tmp_path, use_pla
     real = blas.route
     monkeypatch.setattr(blas, "route", lambda name: None if name.startswith("mkl") else real(name))
     _, ran = _run("numba", CellSpec("rnn_tanh", 4, 300), 3, 1)
-    assert (ran["variant"], ran["plan"]) == ("blas@openblas", "")  # the rule (blas from H = 256), default route
+    rule = f"fused@{rule_route().name}"  # the rule (fused from H = 64 at B = 1), on the rule's route here
+    assert not rule.endswith(("@mkl", "@mkl-wheel")) and (ran["variant"], ran["plan"]) == (rule, "")
 
 
 def test_without_a_plan_the_rule_runs_and_records_its_variant(monkeypatch):
@@ -151,7 +152,7 @@ def test_without_a_plan_the_rule_runs_and_records_its_variant(monkeypatch):
     _, small = _run("numba", CellSpec("gru", 4, 8), 3, 2)
     _, large = _run("numba", CellSpec("gru", 4, 256), 3, 2)
     assert small == {"variant": "parallel", "plan": "", "numba_blas": ""}
-    assert large["variant"] == f"blas@{blas.default_route().name}" and large["plan"] == ""
+    assert large["variant"] == f"fused@{rule_route().name}" and large["plan"] == ""
 
 
 def test_rows_record_the_variant_and_the_plan(tmp_path, use_plan):

@@ -41,13 +41,17 @@ def test_quick_grid_plots_show_what_the_file_has_without_warnings():
         modes = ("rnn_tanh", "rnn_relu", "lstm", "gru")
         by_h = panels(figs["per_step_vs_hidden"])
         assert by_h == {**{f"{m}, B={b}, T=50": {k: [16, 128] for k in timed} for m in modes for b in (1, 32)},
-                        "gru, 2 layers, bidirectional, B=4, T=20": {k: [32] for k in timed}}
+                        "gru, 2 layers, bidirectional, B=4, T=20": {k: [32] for k in timed},
+                        "lstm, proj_size 16, B=4, T=20": {k: [64] for k in timed},
+                        "lstm, lengths uniform:0.5, B=8, T=20": {k: [32] for k in timed}}
         by_t = panels(figs["time_vs_timesteps"])
         assert by_t == {**{f"{m}, B={b}, H=128": {k: [1, 50] for k in timed} for m in modes for b in (1, 32)},
-                        "gru, 2 layers, bidirectional, B=4, H=32": {k: [20] for k in timed}}
+                        "gru, 2 layers, bidirectional, B=4, H=32": {k: [20] for k in timed},
+                        "lstm, proj_size 16, B=4, H=64": {k: [20] for k in timed},
+                        "lstm, lengths uniform:0.5, B=8, H=32": {k: [20] for k in timed}}
         assert panels(figs["pct_peak_vs_hidden"]) == by_h
         heat = [ax.get_title() for ax in figs["speedup_over_numpy"].axes if ax.get_title()]
-        assert len(heat) == 18 and "torch_cpu: gru, 2 layers, bidirectional, B=4" in heat
+        assert len(heat) == 22 and "torch_cpu: gru, 2 layers, bidirectional, B=4" in heat
         ax = figs["per_step_vs_hidden"].axes[0]
         assert [t.get_text() for t in ax.get_xticklabels()] == ["16", "128"]  # the sizes, not overlapping 10^k
     finally:

@@ -5,8 +5,6 @@ browser (skipped, with the reason, where there is none)."""
 from __future__ import annotations
 
 import csv
-import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +13,7 @@ import pytest
 from bench.__main__ import main
 from bench.grids import Case
 from bench.measurement import Measurement, ProcessRun
-from bench.publish.browser import chromium, open_page, requested_urls, unavailable
+from bench.publish.browser import open_page, requested_urls
 from bench.report.dashboard import site_model
 from bench.results import ResultWriter, read_results, write_results
 from bench.results.catalog import saved_runs
@@ -92,14 +90,6 @@ def test_publish_refuses_a_folder_without_saved_runs_and_an_out_that_is_a_file(t
     assert main(["publish", "--out", str(tmp_path / "file")]) == 2
     assert capsys.readouterr().err == f"error: --out: {tmp_path / 'file'} is a file; expected a folder\n"
 
-
-@pytest.fixture(scope="module")
-def browser():
-    reason = unavailable()
-    if reason is not None:
-        pytest.skip(f"no headless browser: {reason}")
-    with chromium(width=1280, height=900) as driver:
-        yield driver
 
 
 def test_the_repositorys_results_render_offline(browser, tmp_path):

@@ -13,7 +13,7 @@ from urllib.parse import unquote, urlparse
 import pytest
 
 from bench.publish import SiteError, build_site
-from bench.publish.browser import chromium, open_page, requested_urls, unavailable, wait_drawn
+from bench.publish.browser import open_page, requested_urls, wait_drawn
 from bench.publish.example import (BEFORE_STEP_COMMIT, MACHINE, OLD_BENCHMARK, STEP_BENCHMARK, STEP_COMMIT,
                                    example_site)
 from bench.publish.fmt import display_unit, format_factor, format_value, run_labels
@@ -134,14 +134,6 @@ def test_layout_has_every_page_and_every_link_stays_inside_the_folder(model, sit
 
 
 # --- in a browser --------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def browser():
-    reason = unavailable()
-    if reason is not None:
-        pytest.skip(f"no headless browser: {reason}")
-    with chromium(width=1280, height=900) as driver:
-        yield driver
 
 
 def visit(browser, path: Path):

@@ -1,6 +1,5 @@
 """Sweeps bigger than one machine: shards and merge, runs on a dask.distributed cluster, machines kept apart."""
 
-import json
 import os
 import random
 import signal

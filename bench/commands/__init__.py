@@ -51,7 +51,7 @@ def parser_for(argv: list[str]) -> argparse.ArgumentParser:
     for name, (_, text) in COMMANDS.items():
         if name == wanted:
             command = load(name)
-            child = sub.add_parser(name, help=text, description=command.description or text)
+            child = sub.add_parser(name, help=text, description=command.description or text.replace("%%", "%"))
             command.add_arguments(child)
             child.set_defaults(command_object=command)
         else:

@@ -114,13 +114,11 @@ class Ab(Command):
         add_judgement_args(parser, "git revision (e.g. HEAD~1, a tag, WORKTREE)",
                            f"{AB_THRESHOLD}; instruction counts {COUNT_THRESHOLD}",
                            "paired t-test on process medians")
-        add_run_options(parser)
+        # its files go under <results>/<machine_id>/ab-<run id>-*, and it pairs both revisions' processes on
+        # this machine, whole: no --out, --save, --resume, --shard or --dask
+        add_run_options(parser, leave_out=("out", "save", "resume", "shard", "dask"))
 
     def run(self, args) -> int:
-        if args.out or args.save or args.resume:
-            return fail("ab: keeps its files under <results>/<machine_id>/ab-<run id>-*; drop --out/--save/--resume")
-        if args.dask or args.shard:
-            return fail("ab: pairs both revisions' processes on this machine, whole; --dask and --shard are for run")
         options = RunOptions.read(vars(args).get)
         default = COUNT_PROCESSES if options.counting else AB_PROCESSES
         options = dataclasses.replace(options, processes=default if options.processes is None else options.processes)

@@ -22,14 +22,18 @@ OK, FOUND, USAGE, INTERRUPTED = 0, 1, 2, 130
 
 
 class Command:
-    """One ``python -m bench`` command: its ``name``, one-line ``help``, longer ``description``."""
+    """One ``python -m bench`` command: its ``name``, one-line ``help``, longer ``description``, and
+    ``arguments``: ``(name or flag, argparse keywords)`` pairs, for a command that needs no more."""
 
     name = ""
     help = ""
     description: str | None = None
+    arguments: tuple = ()
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        """Declare this command's arguments on ``parser``."""
+        """Declare this command's arguments on ``parser`` (by default, its :attr:`arguments`)."""
+        for name, kwargs in self.arguments:
+            parser.add_argument(name, **kwargs)
 
     def run(self, args: argparse.Namespace) -> int:
         """Do the command's work; return its exit status."""
@@ -62,9 +66,13 @@ def backend_list(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc).removeprefix("--backends: ")) from None
 
 
-def add_run_options(parser: argparse.ArgumentParser) -> None:
-    """The options of a timed run (:class:`bench.timing.options.RunOptions`), ``--backends`` checked."""
+def add_run_options(parser: argparse.ArgumentParser, leave_out: tuple = ()) -> None:
+    """The options of a timed run (:class:`bench.timing.options.RunOptions`) but those named in
+    ``leave_out`` (they read as not given), ``--backends`` checked."""
     def add(flag, **kwargs):
+        if kwargs["dest"] in leave_out:
+            parser.set_defaults(**{kwargs["dest"]: kwargs.get("default")})
+            return
         if flag == "--backends":
             kwargs["type"] = backend_list
         parser.add_argument(flag, **kwargs)

@@ -10,9 +10,7 @@ from .base import OK, Command, fail
 class Plot(Command):
     name = "plot"
     help = "PNG plots next to a result CSV"
-
-    def add_arguments(self, parser):
-        parser.add_argument("file", help="result CSV")
+    arguments = (("file", {"help": "result CSV"}),)
 
     def run(self, args) -> int:
         try:

@@ -12,9 +12,7 @@ from .base import OK, Command, fail
 class Report(Command):
     name = "report"
     help = "a machine's results as markdown: who wins where, numba's standing, %% of peak"
-
-    def add_arguments(self, parser):
-        parser.add_argument("folder", help="a machine's results folder, e.g. results/amd-epyc-avx512-2c-24g/")
+    arguments = (("folder", {"help": "a machine's results folder, e.g. results/amd-epyc-avx512-2c-24g/"}),)
 
     def run(self, args) -> int:
         folder = Path(args.folder)

@@ -19,6 +19,7 @@ import os
 from pathlib import Path
 
 from kernels.numba import ROUTED, STRATEGIES, choose_strategy
+from kernels.numba.backend import rule_route_order
 from kernels.numba.blas import ROUTE_NAMES
 from kernels.numba.plan import FORMAT, PLAN_ENV, VERSION
 
@@ -50,7 +51,7 @@ def tune_backends() -> list[str]:
 def tune_options(options: RunOptions, cases: int, variants: int, budget: float) -> RunOptions:
     """``options`` with ``max_time`` and ``budget`` per benchmark from a total ``budget`` in seconds
     of timed rounds: each of the ``cases`` x ``variants`` x processes benchmarks gets an equal
-    share as its cap (:class:`bench.measure.TimingPolicy`'s budget) and aims at half of it
+    share as its cap (:class:`bench.timing.policy.TimingPolicy`'s budget) and aims at half of it
     (preparation, the accuracy check and the warm-up come on top).
 
     Raises:
@@ -103,11 +104,14 @@ def default_plan_path(machine: str) -> Path:
 
 
 def rule_variant(case: Case, routes_here: list[str]) -> str:
-    """What plain ``numba`` runs at ``case`` without a plan: the rule's strategy, on the first
-    route of :data:`kernels.numba.blas.ROUTE_NAMES` present in ``routes_here`` for a strategy that calls
-    a BLAS."""
-    strategy = choose_strategy(case.spec, case.batch)
-    return f"{strategy}@{routes_here[0]}" if strategy in ROUTED and routes_here else strategy
+    """What plain ``numba`` runs at ``case`` without a plan: the rule's strategy, on the first route
+    of ``routes_here`` in the rule's order (:func:`kernels.numba.backend.rule_route_order`) for a
+    strategy that calls a BLAS."""
+    strategy = choose_strategy(case.spec, case.batch, case.timesteps, case.pass_)
+    if strategy not in ROUTED or not routes_here:
+        return strategy
+    route = next(name for name in rule_route_order() + tuple(routes_here) if name in routes_here)
+    return f"{strategy}@{route}"
 
 
 def summary(plan: dict, cases: list[Case], rows: list[dict]) -> list[str]:
@@ -129,6 +133,10 @@ def summary(plan: dict, cases: list[Case], rows: list[dict]) -> list[str]:
         differ += rule != entry["variant"]
         lines.append(f"{case.id}: {entry['variant']} {entry['median_s'] * 1e6:.3g} us (rule: {rule}, {ratio})")
     lines.append(f"the plan differs from the rule in {differ} of {len(plan['entries'])} entries")
+    per_pass = {}
+    for e in plan["entries"]:
+        per_pass[e["pass"]] = per_pass.get(e["pass"], 0) + 1
+    lines.append("written: " + ", ".join(f"{n} {p} entries" for p, n in per_pass.items()))
     return lines
 
 

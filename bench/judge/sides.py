@@ -8,18 +8,19 @@ pytest-benchmark JSON, whose benchmarks are keyed by their full name.
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 from ..measurement import BUSY_CORES, Measurement
 from ..results.rows import is_ours, measurement_of, read_measurements
 from ..results.schema import added_since, key
+from ..results.sidecar import read_pytest_benchmark
 
 #: Metadata that should match for a fair comparison; a difference is a warning.  Each is compared
 #: as the set of values the file's rows hold.  Clock readings, run ids and commits are expected to
 #: differ and are not compared; so is ``peak_blas``, which names the fastest of the BLAS libraries
 #: in one run's peak measurement and flips between near ties from run to run.
-COMPARED_METADATA = ["machine_id", "cpu_model", "cores", "blas", "blas_threads", "torch_threads", "python_version",
+COMPARED_METADATA = ["machine_id", "cpu_model", "cores", "blas", "blas_threads", "cpu_env", "torch_threads",
+                     "python_version",
                      "numpy_version", "numba_version", "scipy_version", "torch_version", "numba_blas",
                      "thread_pools", "numba_threads", "onnx_version", "onnxruntime_version",
                      "jax_version", "jaxlib_version", "onnxruntime_threads", "xla_threads", "xla_flags",
@@ -133,11 +134,9 @@ def _load_csv(path: Path) -> Side:
 
 def _load_json(path: Path) -> Side:
     try:
-        doc = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise Unusable(f"{path}: unreadable JSON ({exc})") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("benchmarks"), list):
-        raise Unusable(f"{path}: not a pytest-benchmark JSON (no 'benchmarks' list)")
+        doc = read_pytest_benchmark(path)
+    except ValueError as exc:
+        raise Unusable(str(exc)) from None
     entries = {}
     for b in doc["benchmarks"]:
         if not isinstance(b, dict) or not isinstance(b.get("stats"), dict):

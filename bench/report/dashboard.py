@@ -25,12 +25,15 @@ def slug(text: str) -> str:
 
 
 def _fields(trend: Trend) -> dict:
+    """The benchmark's key as the dashboard's fields (numbers as numbers; a column files before it
+    existed lack, e.g. ``threads`` before schema 4, is left out)."""
     key = dict(zip(KEY_COLUMNS, trend.key))
-    first = trend.measurements[-1].fields
-    return {**{k: key[k] for k in ("mode", "pass", "backend", "dtype", "threads")},
-            **{k: int(key[k]) for k in ("hidden_size", "batch", "timesteps")},
-            "num_layers": int(key["num_layers"]), "bidirectional": key["bidirectional"] == "True",
-            "measure": first.get("measure") or "time", "case_id": first.get("case_id", "")}
+    last = trend.measurements[-1].fields
+    numbers = {k: int(key[k]) for k in ("hidden_size", "batch", "timesteps", "num_layers", "proj_size", "threads")
+               if key[k] not in ("", None)}
+    return {**{k: key[k] for k in ("mode", "pass", "backend", "dtype", "lengths")}, **numbers,
+            "bidirectional": key["bidirectional"] == "True", "measure": last.get("measure") or "time",
+            "case_id": last.get("case_id", "")}
 
 
 def _step(trend: Trend, runs: dict) -> dict | None:
@@ -49,7 +52,7 @@ def benchmark_model(trend: Trend, runs: dict, latest: str) -> dict:
     unit = trend.measurements[0].unit
     points = [{"run": run, "median": m.median, "process_medians": list(m.process_medians) or [m.median]}
               for run, m in zip(trend.runs, trend.measurements)]
-    identity = f"{fields['case_id']}-t{fields['threads']}-{fields['measure']}"
+    identity = f"{fields['case_id']}-t{fields.get('threads', '')}-{fields['measure']}"
     return {"id": slug(f"{identity}-{fields['backend']}"), "page": slug(identity),
             "label": f"{fields['case_id']} {fields['backend']}", "fields": fields, "unit": unit, "points": points,
             "latest": trend.medians[-1] if trend.runs[-1] == latest else None, "in_latest": trend.runs[-1] == latest,
@@ -91,7 +94,7 @@ def who_wins(paths: list[Path]) -> list[dict]:
         rows = read_results(path)
         if rows and all(r.get("measure") == "instructions" for r in rows):
             continue
-        latest[rows[0].get("grid") if rows else ""] = (path, rows)
+        latest[(rows[0].get("grid") if rows else "") or path.stem] = (path, rows)
     tables = []
     for grid, (path, rows) in latest.items():
         for table in regime_tables(rows):

@@ -57,6 +57,10 @@ def spec_label(row: dict) -> str:
         parts.append(f"I={row['input_size']}")
     if row.get("dtype") not in (None, "", "float32"):
         parts.append(row["dtype"])
+    if row.get("proj_size") not in (None, "", "0"):
+        parts.append(f"proj_size {row['proj_size']}")
+    if row.get("lengths") not in (None, "", "full"):
+        parts.append(f"lengths {row['lengths']}")
     return ", ".join(parts)
 
 
@@ -72,10 +76,10 @@ def _label(backend: str, pass_: str) -> str:
 
 def _family(row: dict) -> tuple:
     """What a panel holds fixed besides its x column and its other size: the spec, all but H
-    (I only where it is not H), and B."""
+    (I only where it is not H), the lengths, and B."""
     i = "" if row.get("input_size") == row.get("hidden_size") else row.get("input_size")
     return (row["mode"], row.get("num_layers"), row.get("bidirectional"), row.get("batch_first"), row.get("bias"),
-            row.get("dtype"), i, int(row["batch"]))
+            row.get("dtype"), i, row.get("proj_size") or "0", row.get("lengths") or "full", int(row["batch"]))
 
 
 def line_panels(rows: list[dict], x_col: str, fixed_col: str) -> list[tuple[str, list[dict]]]:

@@ -4,7 +4,8 @@ A result file says what made it in its ``made_by`` column: ``run`` (an unsaved s
 (a sweep saved with ``run --save``: history's runs), ``ab`` (a side of ``bench ab``), ``tune``
 (a ``bench tune`` sweep), ``calibration`` (a side of ``bench calibrate``).  Files written before
 that column are told by their name: ``tune-*``, ``calibration-*``, ``ab-*`` and ``*-aa-*``/
-``*-ab-*`` sides are what they say, other result CSVs under ``<results>/<machine>/`` are saved
+``*-ab-*`` sides are what they say, ``*-aa-<n>``, ``*-busy`` and ``*-quiet`` the runs of early
+noise experiments, other result CSVs under ``<results>/<machine>/`` are saved
 runs; a CSV that is not a result file (the character RNN's table, anything else) is ``other``.
 """
 
@@ -21,7 +22,7 @@ from .files import read_results
 KINDS = ("saved", "run", "ab", "tune", "calibration", "other")
 #: File names of kinds made before the ``made_by`` column, first match wins.
 NAMED = [(re.compile(r"^tune-"), "tune"), (re.compile(r"^calibration-"), "calibration"), (re.compile(r"^ab-"), "ab"),
-         (re.compile(r"-(aa|ab)-(base|new)$|^(aa|ab)-"), "calibration")]
+         (re.compile(r"-(aa|ab)-(base|new)$|^(aa|ab)-"), "calibration"), (re.compile(r"-aa-\d+$|-(busy|quiet)$"), "run")]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from ..measurement import UNITS, Measurement
 from ..roofline import place
 from .files import read_results
-from .schema import COLUMNS, KEY_COLUMNS, key
+from .schema import COLUMNS, KEY_COLUMNS, added_since, key
 from .sidecar import read_sidecar
 
 
@@ -40,10 +40,14 @@ def measurement_of(row: dict, sample: dict | None) -> Measurement:
                        tuple(float(c) for c in extra.get("other_cores") or ()), unit=extra.get("unit") or unit)
 
 
+#: The key columns every one of our rows has held, since schema 1.
+ALWAYS = [c for c in KEY_COLUMNS if c not in added_since(1)]
+
+
 def is_ours(extra: dict) -> bool:
-    """Whether a pytest-benchmark entry's ``extra_info`` is one of our rows (it holds every key
-    column but those added by schemas 4 to 6)."""
-    return all(c in extra for c in KEY_COLUMNS if c not in ("threads", "pass", "measure"))
+    """Whether a pytest-benchmark entry's ``extra_info`` is one of our rows: it holds every key
+    column files of schema 1 had."""
+    return all(c in extra for c in ALWAYS)
 
 
 def read_measurements(path) -> tuple[list[dict], list[Measurement], dict]:

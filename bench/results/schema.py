@@ -12,7 +12,8 @@ from __future__ import annotations
 #: each version added).
 SCHEMA_VERSION = 6
 
-SPEC_COLUMNS = ["mode", "input_size", "hidden_size", "num_layers", "bias", "batch_first", "bidirectional", "dtype"]
+SPEC_COLUMNS = ["mode", "input_size", "hidden_size", "num_layers", "bias", "batch_first", "bidirectional", "dtype",
+                "proj_size", "dropout"]
 
 COLUMNS = [
     "case_id",
@@ -23,6 +24,8 @@ COLUMNS = [
     "batch",
     # forward | forward_backward (kernels.base.PASSES): part of the benchmark key
     "pass",
+    # the sequence lengths as a named distribution (bench.lengths): full | uniform:F | tail; part of the key
+    "lengths",
     # thread count of every pool in the timing processes: part of the benchmark key
     "threads",
     # ok | over_budget | unavailable | mismatch | error
@@ -45,7 +48,7 @@ COLUMNS = [
     "prepare_s",
     "jit_cache",
     "peak_rss_bytes",
-    # the CPUs every worker was pinned to ("" where they were not), bench.runner.worker_cpus
+    # the CPUs every worker was pinned to ("" where they were not), bench.timing.process.worker_cpus
     "worker_cpus",
     "flops",
     "weight_bytes",
@@ -72,6 +75,9 @@ COLUMNS = [
     "pytest_benchmark_version",
     "blas",
     "blas_threads",
+    # environment variables that choose a library's CPU kernels (bench.environment.CPU_ENV), e.g.
+    # OPENBLAS_CORETYPE=Haswell: OpenBLAS then runs its AVX2 kernels on an AVX-512 CPU
+    "cpu_env",
     "thread_pools",
     "torch_threads",
     "numba_threads",
@@ -141,13 +147,13 @@ ADDED = {2: ["weight_bytes", "gflops", "pct_peak", "numba_threads", "peak_sgemm_
          5: ["started", "finished", "grid", "shard", "hostname", "dask_worker", "onnx_version",
              "onnxruntime_version", "jax_version", "jaxlib_version", "onnxruntime_threads", "xla_threads",
              "xla_flags", "weight_gbps", "sgemv_gbps", "variant", "plan", "pass"],
-         6: ["git_worktree", "made_by", "measure", "instructions", "instructions_per_step", "valgrind_cpu",
-             "valgrind_kernels"]}
+         6: ["git_worktree", "made_by", "proj_size", "dropout", "lengths", "cpu_env", "measure", "instructions",
+             "instructions_per_step", "valgrind_cpu", "valgrind_kernels"]}
 
 #: Columns whose value in files made before the column existed is known: before schema 5 every row
 #: timed the forward pass, before schema 6 every row measured time.  :func:`read_results` fills
 #: them, so they stay in the benchmark key.
-READ_AS = {"pass": "forward", "measure": "time"}
+READ_AS = {"pass": "forward", "proj_size": "0", "dropout": "0.0", "lengths": "full", "measure": "time"}
 
 STATUSES = ("ok", "over_budget", "unavailable", "mismatch", "error")
 
@@ -163,7 +169,7 @@ def number(value) -> float | None:
 
 #: The columns that name a benchmark: rows of two files with the same values here are the same
 #: benchmark (compare, ab, history and merge pair on them).
-KEY_COLUMNS = ["backend", *SPEC_COLUMNS, "timesteps", "batch", "pass", "threads", "measure"]
+KEY_COLUMNS = ["backend", *SPEC_COLUMNS, "timesteps", "batch", "pass", "lengths", "threads", "measure"]
 
 
 def key(fields) -> tuple:

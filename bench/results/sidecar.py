@@ -110,14 +110,24 @@ def read_sidecar(csv_path) -> tuple[dict, list[dict]] | None:
         return (head or {}).get("machine_info", {}), lines[1:]
     legacy = legacy_sidecar_path(csv_path)
     if legacy.is_file():
-        try:
-            doc = json.loads(legacy.read_text())
-        except (OSError, ValueError) as exc:
-            raise ValueError(f"{legacy}: unreadable JSON ({exc})") from None
-        if not isinstance(doc, dict) or not isinstance(doc.get("benchmarks"), list):
-            raise ValueError(f"{legacy}: not a pytest-benchmark JSON (no 'benchmarks' list)")
+        doc = read_pytest_benchmark(legacy)
         return doc.get("machine_info") or {}, doc["benchmarks"]
     return None
+
+
+def read_pytest_benchmark(path) -> dict:
+    """A pytest-benchmark JSON document (a legacy sidecar, or anyone's ``--benchmark-json``).
+
+    Raises:
+        ValueError: not JSON, or no ``benchmarks`` list.
+    """
+    try:
+        doc = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: unreadable JSON ({exc})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("benchmarks"), list):
+        raise ValueError(f"{path}: not a pytest-benchmark JSON (no 'benchmarks' list)")
+    return doc
 
 
 def write_sidecar(csv_path, machine_info: dict, entries: list[dict]) -> Path:

@@ -18,6 +18,8 @@ import dataclasses
 import time
 from pathlib import Path
 
+import numpy as np
+
 from kernels import availability, backend_passes, get_backend
 from kernels.base import Prepared
 from kernels.reference import (GRAD_TOLERANCES, TOLERANCES, backward_problem, contract_problem, gradient_mismatches,
@@ -42,16 +44,19 @@ def check(prepared: Prepared, case: Case, weights, x, steps: int, reference=None
     """
     spec = case.spec
     xs = spec.first_timesteps(x, steps)
+    full = case.lengths_array()
+    lengths = None if full is None else np.minimum(full, steps)  # the first steps of each sequence
+    given = {} if lengths is None else {"lengths": lengths}  # passed only when there are lengths
     if case.pass_ == "forward_backward":
         grad_output, grad_h_n = case.grad_seeds(steps)
         if reference is None:
-            reference = reference_forward_backward(spec, weights, xs, None, grad_output, grad_h_n)
-        args = prepared.to_device_backward(xs, None, None, grad_output, *_split(grad_h_n))
+            reference = reference_forward_backward(spec, weights, xs, None, grad_output, grad_h_n, **given)
+        args = prepared.to_device_backward(xs, None, None, grad_output, *_split(grad_h_n), **given)
         run, to_host, tolerances = prepared.run_backward, prepared.backward_to_host, GRAD_TOLERANCES
     else:
         if reference is None:
-            reference = reference_forward(spec, weights, xs)
-        args = prepared.to_device(xs)
+            reference = reference_forward(spec, weights, xs, **given)
+        args = prepared.to_device(xs, **given)
         run, to_host, tolerances = prepared.run, prepared.to_host, TOLERANCES
     start = time.perf_counter()
     raw = run(*args)
@@ -76,13 +81,16 @@ def _split(grad_h_n) -> tuple:
 
 
 def timed_call(prepared: Prepared, case: Case, x):
-    """The timed call of ``case``'s pass on the full input, as a function of no arguments, with its
-    inputs placed now (outside the timing): ``Prepared.run`` or ``Prepared.run_backward``."""
+    """The timed call of ``case``'s pass on the full input (with its lengths, where it has a
+    distribution other than ``full``), as a function of no arguments, with its inputs placed now
+    (outside the timing): ``Prepared.run`` or ``Prepared.run_backward``."""
+    lengths = case.lengths_array()
+    given = {} if lengths is None else {"lengths": lengths}
     if case.pass_ == "forward_backward":
         grad_output, grad_h_n = case.grad_seeds()
-        args = prepared.to_device_backward(x, None, None, grad_output, *_split(grad_h_n))
+        args = prepared.to_device_backward(x, None, None, grad_output, *_split(grad_h_n), **given)
         return lambda: prepared.run_backward(*args)
-    args = prepared.to_device(x)
+    args = prepared.to_device(x, **given)
     return lambda: prepared.run(*args)
 
 
@@ -163,12 +171,12 @@ def prepare_case(case: Case, backend_name: str, policy: TimingPolicy, threads: i
         accuracy check.  An exception becomes an ``error`` outcome; only ``KeyboardInterrupt``
         and the like propagate.
     """
-    reason = availability(backend_name, case.spec)
+    reason = availability(backend_name, case.spec, lengths=case.lengths != "full")
     backend = get_backend(backend_name) if reason is None else None
     if backend is not None and case.pass_ not in backend_passes(backend):
         reason = f"{backend_name} has no {case.pass_} pass (it runs {', '.join(backend_passes(backend))})"
     row = {"case_id": case.id, "backend": backend_name, "device": getattr(backend, "device", ""), **case.fields(),
-           "flops": case.spec.flops(case.timesteps, case.batch, case.pass_), "weight_bytes": case.spec.weight_bytes()}
+           "flops": case.flops(), "weight_bytes": case.spec.weight_bytes()}
 
     def outcome(status, why, error=None):
         row.update(status=status, reason=why)

@@ -37,9 +37,10 @@ class RunOptions:
                                choices=list(GRIDS))
     backends: str | None = _option("comma-separated backends (default: every registered one); 'numba:<variant>' "
                                    "forces a strategy and BLAS route, e.g. numba:fused, numba:blas@openblas")
-    out: str | None = _option("result CSV (default: results/local/<grid>-<run id>.csv)")
-    save: bool = _option("store the result under results/<machine_id>/<run id>-<commit>.csv (for history)",
-                         default=False, action="store_true")
+    out: str | None = _option("result CSV (default: <results>/local/<grid>-<run id>.csv; <results> is "
+                              "$RNN_BENCH_RESULTS, else ./results)")
+    save: bool = _option("store the result under <results>/<machine_id>/<run id>-<commit>[-dirty].csv (for history "
+                         "and the dashboard)", default=False, action="store_true")
     resume: str | None = _option("complete result CSV FILE: run only the rows it lacks and rows that errored "
                                  "(grid and backends default to the file's)", metavar="FILE")
     max_time: float | None = _option(f"seconds of timed rounds to aim for per benchmark and process (default "
@@ -74,8 +75,8 @@ class RunOptions:
                                  "backpropagation through time); every size of the grid once per pass (default: the "
                                  "grid's passes: default both, deepbench training sizes forward_backward and inference "
                                  "sizes forward, the others forward); part of the benchmark key")
-    where: list | None = _option("keep only cases whose COLUMN equals VALUE (a spec field, timesteps, batch or "
-                                 "case_id); repeatable", action="append", metavar="COLUMN=VALUE")
+    where: list | None = _option("keep only cases whose COLUMN equals VALUE (case_id, a spec field, timesteps, batch, "
+                                 "pass or lengths); repeatable", action="append", metavar="COLUMN=VALUE")
 
     @classmethod
     def read(cls, get) -> "RunOptions":

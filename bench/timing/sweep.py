@@ -219,7 +219,7 @@ def unavailable(sweep: Sweep, case: Case, backend: str, reason: str, label: str)
     """The Measurement of a backend that cannot run here at all: no worker was started for it."""
     threads, _ = sweep.options.counts()
     fields = {"case_id": case.id, "backend": backend, **case.fields(), "threads": threads,
-              "flops": case.spec.flops(case.timesteps, case.batch, case.pass_), "weight_bytes": case.spec.weight_bytes(),
+              "flops": case.flops(), "weight_bytes": case.spec.weight_bytes(),
               "status": "unavailable", "reason": reason, "processes": 0, "measure": sweep.measure}
     return Measurement(fields, side=label)
 

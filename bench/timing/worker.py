@@ -35,7 +35,7 @@ import time
 
 from kernels import register_backend
 
-from ..environment import code_metadata, process_metadata
+from ..environment import code_metadata, cpu_env, process_metadata
 from ..grids import get_grid
 from .measure import PeakMemory, prepare_case, time_rounds
 from .policy import TimingPolicy
@@ -69,8 +69,8 @@ def serve(job: dict, requests, answer) -> None:
             ready = None  # the previous case's arrays and reference go before this one's are made
             outcome, ready, _ = prepare_case(cases[request["case"]], job["backend"], policy, job["threads"])
             row = {**process_metadata(), **code, **outcome.row, "measure": measure}
-            if counter is not None:
-                row.update(valgrind_cpu=counter.cpu(), valgrind_kernels=kernels_seen())
+            if counter is not None:  # what ran under valgrind, and the switches that chose it (this process's)
+                row.update(valgrind_cpu=counter.cpu(), valgrind_kernels=kernels_seen(), cpu_env=cpu_env())
             answer({"row": row, "rounds": ready.rounds if ready else 0})
         elif cmd == "time":
             wall, cpu = time.perf_counter(), time.process_time()

@@ -23,64 +23,108 @@
   every run, bitwise-identical results.  For small H, where a BLAS call costs
   more than the arithmetic (and its spinning threads take the cores).
 
+Every strategy computes LSTM's projections and variable-length batches in its compiled kernels,
+forward and backward: the rows arrive sorted by length (:class:`kernels.stack.Packing`), so a step
+runs the prefix of the batch still running (in ``blas``, the step's product takes those rows; in
+``fused`` and ``parallel`` each block of rows takes its running prefix), and with a projection the
+cell's output ``o * tanh(c)`` (H) is multiplied by W_hr^T into h (P) after each step's updates.
+
 Plain ``numba`` follows this machine's tuned plan (:mod:`kernels.numba.plan`, written by
 ``python -m bench tune``): per mode, dtype and pass, the variant -- strategy and BLAS route --
 measured fastest at the nearest size in log space; without a plan, :func:`choose_strategy`'s rule
 on the default route.  ``get_backend("numba:fused")`` forces a strategy,
 ``get_backend("numba:blas@openblas")`` a BLAS route too (:meth:`NumbaBackend.variants` lists
-them).  The compiled code is in
-:mod:`kernels.numba.compiled`, imported (and so numba loaded) only by
-``prepare``; this module's names, variants and availability need neither
-numba nor torch.  ``prepare`` compiles, or loads from numba's disk cache,
-before any timing.
+them).
+
+**One call per pass**: ``run`` and ``run_backward`` are one call of a compiled function
+(:mod:`kernels.numba.driver`) that runs every layer and direction, concatenates the directions and
+writes the states, on the caller's arrays, the weights as one flat array made by ``prepare``, and a
+workspace made per ``to_device`` and thread (:class:`Call` says how long its buffers live).  The
+compiled code is imported (and so numba loaded) only by ``prepare``; this module's names, variants
+and availability need neither numba nor torch.  ``prepare`` compiles the forward's driver, or loads
+it from numba's disk cache, ``to_device_backward`` the backward's, before any timing.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib.util
 import threading
 
 import numpy as np
 
-from . import blas
-from . import plan as plans
 from ..base import Backend
 from ..checks import standard_layout
 from ..stack import StackPrepared
+from . import blas
+from . import layout as layouts
+from . import plan as plans
 
 STRATEGIES = ("blas", "fused", "parallel")
 #: Strategies that call a BLAS, and so can be forced onto a route: ``"blas@openblas"``.
 ROUTED = ("blas", "fused")
 #: Held around a kernel that starts numba's threads where the threading layer cannot take two
-#: launches at once (:func:`kernels.numba.compiled.serialize_launches`); one per process, since the
+#: launches at once (:func:`kernels.numba.jit.serialize_launches`); one per process, since the
 #: threading layer is.
 LAUNCH_LOCK = threading.Lock()
 
 
-def _no_blas(*args):
-    raise AssertionError("the parallel strategy called a BLAS")
+#: What ``parallel``, which calls no BLAS, runs with: a route of no BLAS (its addresses are 0).
+NO_BLAS = blas.Route("none", "", {})
 
 
-#: What ``parallel``, which calls no BLAS, passes for the BLAS: the kernels' argument record
-#: (:class:`kernels.numba.compiled.BlasArgs`) is one type for every strategy, so it needs pointers
-#: of ``?gemm_``'s type; these are never called.
-NO_BLAS = blas.Route("none", "", {"float32": blas.GEMM(_no_blas), "float64": blas.GEMM(_no_blas)})
+def choose_strategy(spec, batch: int, timesteps: int | None = None, pass_: str = "forward") -> str:
+    """The strategy for ``spec`` at batch size ``batch`` (the same for every ``timesteps`` and
+    pass: each step's work decides, and the backward's per-step products are the forward's
+    transposed).
 
-
-def choose_strategy(spec, batch: int) -> str:
-    """The strategy for ``spec`` at batch size ``batch``.
-
-    Rule: ``blas`` once H >= 256 or B * H >= 4096, where one product per step
-    reuses each weight across the batch and the BLAS call's fixed cost is paid
-    back; below that ``parallel``, which calls no BLAS at all.  ``fused`` is
-    never picked.  Evidence: ``python -m bench run --grid strategies`` with
-    every strategy forced (results/strategies.csv; the README's "Numba
-    strategies" gives how often the rule picks the fastest and its worst pick).
+    Rule: with at most :data:`FEW_ROWS` rows, ``fused`` from H = 64 -- a step is a matrix-vector
+    product, which the loops stream at the cache's bandwidth while a BLAS call per step adds its
+    fixed cost -- else ``parallel``, which calls no BLAS at all (at T = 1 not even for the
+    projection); with more rows, ``blas`` once H >= 256 or B * H >= 4096, where one product per
+    step reuses each weight across the batch and the BLAS call's fixed cost is paid back, else
+    ``parallel``.  Evidence: ``python -m bench run --grid strategies`` with every strategy
+    forced (docs/speed.md, "Numba strategies"), and NOTES-numba.md for this rule's measurements.
     """
+    if batch <= FEW_ROWS:
+        return "fused" if spec.hidden_size >= 64 else "parallel"
     if spec.hidden_size >= 256 or batch * spec.hidden_size >= 4096:
         return "blas"
     return "parallel"
+
+
+#: Up to this many rows a step is a matrix-vector product (or a few): :func:`choose_strategy`.
+FEW_ROWS = 4
+
+
+@functools.cache
+def _cpu_vendor() -> str:
+    """``vendor_id`` of /proc/cpuinfo (``GenuineIntel``, ``AuthenticAMD``), ``""`` where unknown."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("vendor_id"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
+def rule_route_order() -> tuple[str, ...]:
+    """The BLAS routes the rule prefers, in order (names only; nothing is loaded): the default
+    order (:data:`kernels.numba.blas.ROUTE_NAMES`, MKL first) on Intel CPUs; on others the
+    OpenBLAS routes first, since MKL does not run its fastest kernels there (AMD EPYC:
+    NOTES-numba.md)."""
+    if _cpu_vendor() in ("GenuineIntel", ""):
+        return blas.ROUTE_NAMES
+    return ("scipy-openblas32", "openblas", "mkl-wheel", "mkl")
+
+
+def rule_route() -> blas.Route | None:
+    """The BLAS route the rule's strategies call where no plan chooses: the first present and
+    verified of :func:`rule_route_order`."""
+    return next((r for name in rule_route_order() if (r := blas.route(name)) is not None), None)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,67 +142,99 @@ class Choice:
         return self.strategy if self.strategy not in ROUTED else f"{self.strategy}@{self.route.name}"
 
 
+class Call:
+    """One ``to_device``'s arguments bound to what the compiled stack needs: the arrays, the
+    choice, the table ``S`` (:func:`kernels.numba.layout.table`) and each thread's workspace.
+
+    **Buffers and their lifetime**: a workspace (:class:`kernels.numba.layout.Workspace`: the flat
+    ``F`` with every buffer of the pass, results included) is made per ``Call`` and per thread, on
+    that thread's first run (``to_device`` makes its own thread's, so the timed calls allocate
+    nothing), and lives as long as the ``Call``.  A result that ``run``/``run_backward`` returns
+    is views into the calling thread's workspace: valid until that thread's next run on the same
+    arguments; ``to_host``/``backward_to_host`` copy it, so what ``forward``/``forward_backward``
+    hand the caller is the caller's own.  Threads never share a workspace, so several threads may
+    run one ``Call`` at once."""
+
+    def __init__(self, prepared, pass_, arrays, packing, choice, zero_h0=False):
+        spec = prepared.spec
+        self.prepared, self.pass_, self.arrays, self.packing, self.choice = prepared, pass_, arrays, packing, choice
+        self.train = pass_ == "forward_backward"
+        timesteps, batch = spec.timesteps_batch(arrays[0])
+        self.batch = batch
+        route = choice.route
+        self.packs = choice.strategy == "blas" and bool(route.packing.get(spec.np_dtype.name)) and batch > 0
+        pairs = spec.num_layers * spec.num_directions
+        sizes = [route.pack_size(spec.h_size, spec.gates * spec.hidden_size, batch, spec.dtype) if self.packs else 0
+                 for _ in range(pairs)]
+        self.layout = layouts.call_layout(spec, timesteps, batch, self.train, sizes)
+        active = np.full(timesteps, batch, np.int64) if packing is None else packing.active
+        addresses = route.addresses(spec.dtype)
+        self.S = layouts.table(spec, timesteps, batch, self.train, self.layout, prepared.weights, choice.strategy,
+                               addresses, route.openmp, self.packs, active, layouts.MODE_CODES[spec.mode],
+                               prepared.driver.numba.get_num_threads(), zero_h0 and prepared.finite_hh)
+        self.workspaces = {}
+        self.workspace()
+
+    def workspace(self) -> layouts.Workspace:
+        """The calling thread's workspace, made on its first call (with W_hh^T packed into it)."""
+        ident = threading.get_ident()
+        ws = self.workspaces.get(ident)
+        if ws is None:
+            ws = layouts.Workspace(self.prepared.spec, self.layout, self.train)
+            if self.packs:
+                for k, params in enumerate(self.prepared.params):
+                    self.choice.route.pack_into(params[1], self.batch,
+                                                self.layout.view(ws.F, layouts.pair_slot(k, "PACKED")))
+            self.workspaces[ident] = ws
+        return ws
+
+
 class NumbaPrepared(StackPrepared):
-    """Safe to run from several threads at once: kernels that start numba's threads are serialized
-    where the threading layer demands it (:data:`LAUNCH_LOCK`).  The BLAS's scratch is shared by
-    the threads: a kernel holds the GIL everywhere but inside its parallel loops, which call no
-    BLAS, so between a thread's writes of the scratch and the BLAS call that reads them no other
-    thread runs."""
+    """A whole pass is one call of a compiled function (:mod:`kernels.numba.driver`) on buffers
+    made before it (:class:`Call`).  Safe to run from several threads at once: each thread has its
+    own workspace, and where numba's threading layer cannot take two launches at once, a call
+    that may start numba's threads runs under :data:`LAUNCH_LOCK`."""
 
     def __init__(self, spec, weights, strategy, route, plan=None):
-        from . import compiled
+        from . import driver
 
-        self.kernels = compiled
+        self.driver = driver
         self.strategy, self.route, self.plan = strategy, route, plan
-        self.unpacked = np.empty(0, spec.np_dtype)
-        # the BLAS's by-pointer arguments: transa/transb, m/n/k, alpha/beta (BlasArgs)
-        self.scratch = (np.zeros(2, np.uint8), np.zeros(3, np.int32), np.zeros(2, spec.np_dtype))
-        self._packed = {}
-        #: strategies whose kernels run under LAUNCH_LOCK: all that start threads until compile()
-        #: has seen which threading layer numba chose
-        self.serialized = compiled.LAUNCH_THREADS
+        #: until compile() has seen which threading layer numba chose, every call is serialized
+        self.serialized = True
         self._choices = {}
         self.last: Choice | None = None
         super().__init__(spec, weights)
+        self.weights, self.W = layouts.weights_layout(spec, self.params)
+        #: whether h = 0 gives h W_hh^T = 0 exactly (no inf or NaN in any W_hh), so that a call
+        #: without h0 may skip its first step's recurrent product
+        self.finite_hh = all(bool(np.isfinite(p[1]).all()) for p in self.params)
 
-    def blas_args(self, route, packed):
-        """The kernels' :class:`kernels.numba.compiled.BlasArgs` for ``route`` with ``packed``
-        W_hh^T (or empty)."""
-        dtype = self.spec.np_dtype
-        return self.kernels.BlasArgs(route.gemm(dtype), route.compute(dtype), packed, route.openmp, *self.scratch)
-
-    def packed(self, route, w_hh_t, batch):
-        """``w_hh_t`` packed by ``route`` for products with ``batch`` rows: made on the first call
-        with that batch (the harness's untimed warm-up) and kept, one packing per weight (MKL's is
-        at least 8 MB whatever the size), checked to belong to this very array and route."""
-        entry = self._packed.get(id(w_hh_t))
-        if entry is None or entry[0] is not w_hh_t or entry[1] != (batch, route.name):
-            entry = self._packed[id(w_hh_t)] = (w_hh_t, (batch, route.name), route.pack(w_hh_t, batch))
-        return entry[2]
-
-    def choose(self, steps: int, batch: int) -> Choice:
-        """What runs a layer of ``steps`` timesteps and ``batch`` rows: the forced variant; else
-        the plan's variant for the nearest size, where the plan has this mode and dtype and its
-        route is here; else the rule on the default route.  Worked out once per (T, B): the
-        timed calls only look it up."""
-        key = (steps, batch)
+    def choose(self, pass_: str, steps: int, batch: int) -> Choice:
+        """What runs a pass of ``steps`` timesteps and ``batch`` rows: the forced variant; else the
+        plan's variant for this pass at the nearest size, where the plan has this mode, dtype and
+        pass and its route is here; else the rule on the default route.  Worked out in
+        ``to_device``: the timed calls only run it."""
+        key = (pass_, steps, batch)
         choice = self._choices.get(key)
         if choice is None:
-            choice = self._choices[key] = self._choose(steps, batch)
-        self.last = choice
+            choice = self._choices[key] = self._choose(pass_, steps, batch)
         return choice
 
-    def _choose(self, steps, batch):
+    def _choose(self, pass_, steps, batch):
         if self.strategy != "auto":
             return Choice(self.strategy, self.route)
         spec = self.spec
-        variant = self.plan.choose(spec.mode, spec.dtype, steps, batch, spec.hidden_size) if self.plan else None
+        variant = (self.plan.choose(spec.mode, spec.dtype, steps, batch, spec.hidden_size, pass_)
+                   if self.plan else None)
         if variant is not None:
             strategy, _, route_name = variant.partition("@")
             route = blas.route(route_name) if route_name else self.route
             if route is not None:
                 return Choice(strategy, route, self.plan.label)
-        return Choice(choose_strategy(spec, batch), self.route)
+        strategy = choose_strategy(spec, batch, steps, pass_)
+        route = (rule_route() or self.route) if strategy in ROUTED else self.route
+        return Choice(strategy, route)
 
     def ran(self):
         """``variant`` (what the last run called, e.g. ``blas@openblas``), ``plan`` (the label of the
@@ -170,102 +246,114 @@ class NumbaPrepared(StackPrepared):
         return {"variant": self.last.variant, "plan": self.last.plan, "numba_blas": called}
 
     def convert(self, params):
-        """The forward kernels' ``(W_ih^T, W_hh^T, bx, bh)`` (biases folded except for GRU), then
-        ``W_ih`` and ``W_hh`` as stored, for the backward kernel's products."""
-        w_ih, w_hh, b_ih, b_hh = params
+        """The kernels' weights of one pair (:data:`kernels.numba.layout.WEIGHT_SLOTS`):
+        ``(W_ih^T, W_hh^T, bx, bh, W_hr^T, W_ih, W_hh, W_hr)`` (biases folded except for GRU; the
+        projection's (0, 0) without one)."""
+        w_ih, w_hh, b_ih, b_hh, w_hr = params
         fold = self.spec.mode != "gru"  # GRU keeps b_hn inside r * (W_hn h + b_hn)
         bx = (b_ih + b_hh) if fold else b_ih
         bh = np.zeros_like(b_hh) if fold else b_hh
-        # in the layout compile() compiled for, whatever flags the caller's arrays carry (read-only,
-        # unaligned, byte-swapped): else the first run would compile again, inside a timing
-        return tuple(standard_layout(a, self.spec.np_dtype) for a in (w_ih.T, w_hh.T, bx, bh, w_ih, w_hh))
+        w_hr = np.zeros((0, 0), self.spec.np_dtype) if w_hr is None else w_hr
+        return tuple(standard_layout(a, self.spec.np_dtype) for a in (w_ih.T, w_hh.T, bx, bh, w_hr.T, w_ih, w_hh, w_hr))
 
-    def layer(self, x, h0, c0, params, reverse):
-        steps, batch = x.shape[0], x.shape[1]
-        choice = self.choose(steps, batch)
-        c = np.ascontiguousarray(h0 if c0 is None else c0)  # carried for every mode, read by LSTM only
-        packed = self.packed(choice.route, params[1], batch) if choice.strategy == "blas" else self.unpacked
-        out, h, c = self.launch(choice.strategy, self.blas_args(choice.route, packed),
-                                self.kernels.MODE_CODES[self.spec.mode], np.ascontiguousarray(x),
-                                np.ascontiguousarray(h0), c, *params[:4], reverse)
-        return out, h, (c if c0 is not None else None)
+    def _bind(self, pass_, arrays, packing, zero_h0) -> Call:
+        spec = self.spec
+        timesteps, batch = spec.timesteps_batch(arrays[0])
+        call = Call(self, pass_, arrays, packing, self.choose(pass_, timesteps, batch), zero_h0)
+        self.last = call.choice
+        return call
 
-    def launch(self, strategy, *args):
-        """``strategy``'s kernel on ``args``, under :data:`LAUNCH_LOCK` where it must be."""
-        kernel = self.kernels.LAYERS[strategy]
-        if strategy in self.serialized:
+    def to_device(self, x, h0=None, c0=None, lengths=None):
+        """``(call,)``: a :class:`Call` over :meth:`StackPrepared.place`'s arrays (zeros for absent
+        states; with lengths, the rows sorted and the padding of ``x`` zeroed)."""
+        zero_h0 = h0 is None
+        x, h0, c0, packing = self.place(x, h0, c0, lengths)
+        return (self._bind("forward", (x, h0, h0 if c0 is None else c0), packing, zero_h0),)
+
+    def run(self, call):
+        ws = call.workspace()
+        self.last = call.choice
+        self._launch(self.driver.DRIVERS["forward"], *call.arrays, self.W, ws.F, call.S)
+        return ws.result, call.packing
+
+    def _launch(self, kernel, *args):
+        if self.serialized:
             with LAUNCH_LOCK:
-                return kernel(*args)
-        return kernel(*args)
+                kernel(*args)
+        else:
+            kernel(*args)
 
-    def layer_train(self, x, h0, c0, params, reverse):
-        """The forward kernel; the cache is its inputs and output, from which the backward kernel
-        recomputes the gates (:mod:`kernels.numba.compiled`)."""
-        x = np.ascontiguousarray(x)
-        out, h, c = self.layer(x, h0, c0, params, reverse)
-        return out, h, c, (x, h0, c0, out)
+    def to_host(self, result):
+        """The result in the caller's row order, copied out of the workspace."""
+        (output, h_n, c_n), packing = result
+        if packing is None:  # else unsorting copies
+            output, h_n, c_n = output.copy(), h_n.copy(), None if c_n is None else c_n.copy()
+        return self._result(output, h_n, c_n, packing)
 
-    def layer_backward(self, cache, d_out, d_h, d_c, params, reverse):
-        x, h0, c0, out = cache
-        choice = self.choose(x.shape[0], x.shape[1])  # the forward's choice at this size
-        zeros = np.zeros_like(h0)
-        dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh = self.launch_backward(
-            choice.strategy, self.blas_args(choice.route, self.unpacked),
-            self.kernels.STRATEGY_CODES[choice.strategy], self.kernels.MODE_CODES[self.spec.mode],
-            x, np.ascontiguousarray(h0), np.ascontiguousarray(zeros if c0 is None else c0), out, *params, reverse,
-            np.ascontiguousarray(d_out), np.ascontiguousarray(d_h), np.ascontiguousarray(zeros if d_c is None else d_c))
-        return dx, dh0, (dc0 if c0 is not None else None), (dw_ih, dw_hh, db_ih, db_hh)
-
-    def launch_backward(self, strategy, *args):
-        """The backward kernel for ``strategy`` on ``args``, under :data:`LAUNCH_LOCK` where that
-        strategy's threads must not overlap another's (it starts threads for ``parallel`` only)."""
-        if strategy in self.serialized:
-            with LAUNCH_LOCK:
-                return self.kernels._layer_backward(*args)
-        return self.kernels._layer_backward(*args)
-
-    def to_device_backward(self, x, h0=None, c0=None, grad_output=None, grad_h_n=None, grad_c_n=None):
+    def to_device_backward(self, x, h0=None, c0=None, grad_output=None, grad_h_n=None, grad_c_n=None, lengths=None):
+        """``(call,)`` over :meth:`StackPrepared.place_backward`'s arrays; compiles the pass
+        first, where this prepared backend has not yet."""
         self.compile_backward()
-        return super().to_device_backward(x, h0, c0, grad_output, grad_h_n, grad_c_n)
+        return self._bind_backward(x, h0, c0, grad_output, grad_h_n, grad_c_n, lengths)
+
+    def _bind_backward(self, x, h0=None, c0=None, grad_output=None, grad_h_n=None, grad_c_n=None, lengths=None):
+        zero_h0 = h0 is None
+        x, h0, c0, grad_output, grad_h_n, grad_c_n, packing = self.place_backward(
+            x, h0, c0, grad_output, grad_h_n, grad_c_n, lengths)
+        arrays = (x, h0, h0 if c0 is None else c0, grad_output, grad_h_n, grad_h_n if grad_c_n is None else grad_c_n)
+        return (self._bind("forward_backward", arrays, packing, zero_h0),)
+
+    def run_backward(self, call):
+        ws = call.workspace()
+        self.last = call.choice
+        self._launch(self.driver.DRIVERS["forward_backward"], *call.arrays, self.W, ws.F, call.S)
+        return ws.result, ws.grads, call.packing
+
+    def backward_to_host(self, result):
+        """The result and gradients in the caller's row order, copied out of the workspace."""
+        (output, h_n, c_n), grads, packing = result
+        grads = {name: g.copy() for name, g in grads.items()}
+        if packing is None:
+            output, h_n, c_n = output.copy(), h_n.copy(), None if c_n is None else c_n.copy()
+        return super().backward_to_host((output, h_n, c_n, grads, packing))
+
+    def _compile(self, pass_):
+        """Run ``pass_`` once on one timestep of one row, which compiles this dtype's driver (or
+        loads it from the disk cache); returns ``"compiled"``, ``"disk cache"`` or ``"in memory"``."""
+        spec = self.spec
+        kernel = self.driver.DRIVERS[pass_]
+        before = (sum(kernel.stats.cache_misses.values()), sum(kernel.stats.cache_hits.values()))
+        x = np.zeros(spec.input_shape(1, 1), spec.np_dtype)
+        if pass_ == "forward":
+            self.run(*self.to_device(x))
+        else:
+            self.run_backward(*self._bind_backward(x))
+        after = (sum(kernel.stats.cache_misses.values()), sum(kernel.stats.cache_hits.values()))
+        return "compiled" if after[0] > before[0] else "disk cache" if after[1] > before[1] else "in memory"
 
     def compile_backward(self):
-        """Compile (or load from the disk cache) this dtype's backward kernel on inputs of one
-        element, before any timed call; ``jit_cache`` then says how the backward's code came."""
+        """Compile (or load from the disk cache) this dtype's forward_backward driver before any
+        timed call; ``jit_cache`` then says how the backward's code came."""
         if getattr(self, "_backward_ready", False):
             return
-        dt = self.spec.np_dtype
-        x, s, b, w = np.zeros((1, 1, 1), dt), np.zeros((1, 1), dt), np.zeros(1, dt), np.zeros((1, 1), dt)
-        kernel = self.kernels._layer_backward
-        before = (sum(kernel.stats.cache_misses.values()), sum(kernel.stats.cache_hits.values()))
-        self.launch_backward("parallel", self.blas_args(self.route, self.unpacked), 2, 0, x, s, s, x, w, w, b, b, w, w,
-                             False, x, s, s)
-        after = (sum(kernel.stats.cache_misses.values()), sum(kernel.stats.cache_hits.values()))
-        self.jit_cache = "compiled" if after[0] > before[0] else "disk cache" if after[1] > before[1] else self.jit_cache
         self._backward_ready = True
+        how = self._compile("forward_backward")
+        if how != "in memory":  # keep the reason the cache is off, where it is
+            cut = self.jit_cache.find(" (")
+            self.jit_cache = how + (self.jit_cache[cut:] if cut >= 0 else "")
+        self.last = None
 
     def compile(self):
-        """Compile (or load from the disk cache) this dtype's signatures of the strategies this
-        backend may run, on inputs of one element.  ``jit_cache`` says which, and, where numba has
-        no writable cache directory, that the code is not cached and why."""
-        dt = self.spec.np_dtype
-        x, s, b = np.zeros((1, 1, 1), dt), np.zeros((1, 1), dt), np.zeros(1, dt)
-        names = STRATEGIES if self.strategy == "auto" else (self.strategy,)
-        layers = [self.kernels.LAYERS[n] for n in names]
-
-        def counts():
-            return [(sum(f.stats.cache_misses.values()), sum(f.stats.cache_hits.values())) for f in layers]
-
-        before = counts()
-        for name in names:
-            self.launch(name, self.blas_args(self.route, self.unpacked), 0, x, s, s, s, s, b, b, False)
-        after = counts()
-        missed = any(a[0] > b_[0] for a, b_ in zip(after, before))
-        hit = any(a[1] > b_[1] for a, b_ in zip(after, before))
-        self.jit_cache = "compiled" if missed else "disk cache" if hit else "in memory"
-        if not self.kernels.DISK_CACHE:
-            self.jit_cache += f" (no disk cache: {self.kernels.DISK_CACHE_REASON})"
-        if not self.kernels.serialize_launches():  # the layer is chosen, and threadsafe: no lock
-            self.serialized = frozenset()
+        """Compile (or load from the disk cache) this dtype's forward driver, on inputs of one
+        element, and let numba choose its threading layer.  ``jit_cache`` says which, and, where
+        numba has no writable cache directory, that the code is not cached and why."""
+        with LAUNCH_LOCK:  # a parallel launch, which workqueue cannot take from two threads at once
+            self.driver.choose_threading_layer()
+        self.jit_cache = self._compile("forward")
+        if not self.driver.DISK_CACHE:
+            self.jit_cache += f" (no disk cache: {self.driver.DISK_CACHE_REASON})"
+        self.serialized = self.driver.serialize_launches()
+        self.last = None
 
 
 class NumbaBackend(Backend):
@@ -312,6 +400,9 @@ class NumbaBackend(Backend):
 
     def passes(self):
         return ("forward", "forward_backward")
+
+    def unavailable_for_lengths(self, spec):
+        return None
 
     def describe(self):
         """``numba_blas``: the description of the BLAS route the kernels call (empty for

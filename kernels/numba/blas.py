@@ -83,6 +83,36 @@ class Route:
         packing = self.packing.get(np.dtype(dtype).name)
         return packing[2] if packing else self.gemm(dtype)
 
+    def addresses(self, dtype) -> tuple[int, int]:
+        """``(?gemm_, ?gemm_compute_)`` for ``dtype`` as integer addresses, the kernels' form
+        (:func:`kernels.numba.jit.gemm_call`); the second is 0 where this BLAS cannot pack."""
+        if np.dtype(dtype).name not in self.gemms:  # a route of no BLAS (the parallel strategy's)
+            return 0, 0
+        packing = self.packing.get(np.dtype(dtype).name)
+        compute = ctypes.cast(packing[2], ctypes.c_void_p).value if packing else 0
+        return ctypes.cast(self.gemm(dtype), ctypes.c_void_p).value or 0, compute or 0
+
+    def pack_size(self, k: int, n: int, batch: int, dtype) -> int:
+        """Elements of ``dtype`` that :meth:`pack_into` needs for a (K, N) weight and products of
+        ``batch`` rows; 0 where this BLAS cannot pack."""
+        packing = self.packing.get(np.dtype(dtype).name)
+        if packing is None:
+            return 0
+        dims = np.array([n, batch, k], np.int32)
+        ident = ctypes.c_char(b"A")
+        size = packing[0](ctypes.addressof(ident), dims[0:].ctypes.data, dims[1:].ctypes.data, dims[2:].ctypes.data)
+        return -(-size // np.dtype(dtype).itemsize)
+
+    def pack_into(self, w: np.ndarray, batch: int, out: np.ndarray) -> None:
+        """:meth:`pack` into ``out`` (at least :meth:`pack_size` elements, 64-byte aligned)."""
+        _, pack, _ = self.packing[w.dtype.name]
+        k, n = w.shape
+        dims = np.array([n, batch, k], np.int32)
+        ident, trans = ctypes.c_char(b"A"), ctypes.c_char(b"N")
+        one = np.ones(1, w.dtype)
+        pack(ctypes.addressof(ident), ctypes.addressof(trans), dims[0:].ctypes.data, dims[1:].ctypes.data,
+             dims[2:].ctypes.data, one.ctypes.data, w.ctypes.data, dims[0:].ctypes.data, out.ctypes.data)
+
     def pack(self, w: np.ndarray, batch: int) -> np.ndarray:
         """``w`` (K, N), C-contiguous, packed by the BLAS as the first operand of the column-major
         product ``out^T (N, batch) = w^T h^T`` (see :func:`gemm`), for ``?gemm_compute_`` with

@@ -1,0 +1,334 @@
+"""The forward pass of one layer in one direction, three strategies, over buffers it is handed.
+
+What each strategy does and when it is chosen is in :mod:`kernels.numba.backend`; the stack around
+a layer (layers, directions, states) is :mod:`kernels.numba.driver`'s.  A layer reads its input
+``inp`` (T, B, I_l), runs its state ``h`` (B, P) and ``c`` (B, H) in place from h0 to h_T, and
+writes its output into columns ``off:off + P`` of ``out`` (T, B, W) -- the layer's output with both
+directions side by side, so the directions are concatenated where they are written.  Variable-length
+batches arrive sorted by length (:class:`kernels.stack.Packing`): step t runs the first ``active[t]``
+rows, the others keep their state and output zeros.
+
+Gates: the pre-activations of every step go to ``gates`` (T, B, G*H) where it is not empty (the
+``forward_backward`` pass), else to ``proj``; the cell updates them in place into the activations
+(LSTM i, f, g, o; GRU r, z, n), which the backward reads.  With ``keep`` the layer also stores, per
+step, LSTM's c_t (``cs``) and tanh(c_t) (``tc``), GRU's W_hn h + b_hn (``ghn``), and with a
+projection the cell's output ``o * tanh(c_t)`` (``mk``, zero where a row does not run)
+(:mod:`kernels.numba.layout`, "Keeping the gates").
+
+Each choice made for LLVM's vectorizer below was kept because it measured faster (docs/speed.md,
+"Numba strategies").
+"""
+
+from __future__ import annotations
+
+import numba
+
+from .jit import GRU, JIT, LSTM, RNN_RELU, RNN_TANH, act_tanh, mm, mm_packed, sigmoid
+
+BLAS, FUSED, PARALLEL = 0, 1, 2
+#: Batch rows per block in ``fused`` and ``parallel``: a block's rows share each chunk of W^T
+#: while it is in L1.
+ROW_BLOCK = 4
+#: Below this many rows (T * B) the input projection is loops, not a BLAS call: a BLAS's product of
+#: so few rows is a matrix-vector product at a fraction of the loops' speed (OpenBLAS: 5-8 GFLOPS
+#: for one row of 1024 by 4096, the loops ~50) plus the call's fixed cost.
+PROJECT_ROWS = 16
+#: From this much work per step (B * H) the rows' updates after each product of ``blas`` are spread
+#: over threads, where the BLAS's threads leave the cores between calls (``Route.openmp``: MKL) and
+#: numba has more than one; below it, starting the threads costs more than the rows.
+PARALLEL_ROWS = 4096
+
+
+@numba.njit(inline="always", **JIT)
+def _update(mode, ax, ax3, ah3, r, q, h, c, b, keep, t, cs, tc, ghn):
+    """Row ``r`` of ``ax``, ``q`` of ``ah3``, batch row ``b``: its state update in place, as in the
+    PyTorch docs' equations for nn.RNN, nn.LSTM and nn.GRU.  ``ax`` (R, G*H) and ``ax3`` (R, G, H),
+    two views of one buffer: the gate pre-activations, both products and both biases, except for
+    GRU, where they hold x W_ih^T + b_ih and ``ah3`` (Q, G, H) holds h W_hh^T + b_hh (b_hn stays
+    inside r * (...)).  ``ax`` becomes the gates' activations; ``h`` (B, H) the cell's output, ``c``.
+    With ``keep``, step ``t``'s c_t, tanh(c_t) (LSTM) and W_hn h + b_hn (GRU) are stored.
+
+    Written for LLVM's vectorizer: a gate is indexed as ``ax3[r, gate, j]``, not
+    ``ax[r, 2 * H + j]`` (numba's negative-index check would stay in the loop) and not through a
+    view per gate (views made in one branch of ``mode`` cost reference counting on every step)."""
+    hidden = h.shape[1]
+    if mode == RNN_TANH:
+        for j in range(hidden):
+            h[b, j] = act_tanh(ax[r, j])
+    elif mode == RNN_RELU:
+        for j in range(hidden):
+            v = ax[r, j]
+            h[b, j] = type(v)(0.0) if v < 0.0 else v  # NaN stays NaN, as torch.relu
+    elif mode == LSTM:  # gates in PyTorch's order i, f, g, o
+        # all four activations in one loop over the 4H columns: sigmoid(v) = 0.5 * tanh(0.5 * v) + 0.5
+        # and tanh(v) = 1 * tanh(1 * v) + 0 (exactly), chosen by column; one loop of 4H instead of four
+        # of H keeps small H on the vector path (a loop of 8 runs scalar)
+        for j in range(4 * hidden):
+            v = ax[r, j]
+            s = type(v)(1.0) if (j >= 2 * hidden) and (j < 3 * hidden) else type(v)(0.5)
+            ax[r, j] = s * act_tanh(s * v) + (type(v)(1.0) - s)
+        if keep:
+            for j in range(hidden):
+                cj = ax3[r, 1, j] * c[b, j] + ax3[r, 0, j] * ax3[r, 2, j]
+                c[b, j] = cj
+                tj = act_tanh(cj)
+                cs[t, b, j] = cj
+                tc[t, b, j] = tj
+                h[b, j] = ax3[r, 3, j] * tj
+        else:
+            for j in range(hidden):
+                cj = ax3[r, 1, j] * c[b, j] + ax3[r, 0, j] * ax3[r, 2, j]
+                c[b, j] = cj
+                h[b, j] = ax3[r, 3, j] * act_tanh(cj)
+    else:  # GRU: r, z, n
+        for j in range(hidden):
+            ax3[r, 0, j] = sigmoid(ax3[r, 0, j] + ah3[q, 0, j])
+        for j in range(hidden):
+            ax3[r, 1, j] = sigmoid(ax3[r, 1, j] + ah3[q, 1, j])
+        for j in range(hidden):
+            n = act_tanh(ax3[r, 2, j] + ax3[r, 0, j] * ah3[q, 2, j])
+            ax3[r, 2, j] = n
+            h[b, j] = n + ax3[r, 1, j] * (h[b, j] - n)  # (1 - z) * n + z * h, as ATen's GRU cell writes it
+        if keep:
+            for j in range(hidden):
+                ghn[t, b, j] = ah3[q, 2, j]
+
+
+@numba.njit(inline="always", **JIT)
+def accumulate_at(acc, a0, v, v0, w, rows):
+    """``acc[a0:a0 + rows] += v[v0:v0 + rows] @ w`` for ``acc`` (R, N), ``v`` (R', K), ``w`` (K, N)
+    C-contiguous, rows given by offsets (no view made: views cost reference counting per step).
+
+    k runs in chunks of 8 (then 4, then 1), in the order of the plain sum: each row of ``acc`` is
+    loaded and stored once per 8 multiply-adds (the plain loop stores after every one and was
+    store-bound; chunks of 4 loaded and stored it twice as often), and the rows of ``w`` stay in L1
+    while every row of the block uses them.  The inner loop runs over N with no reduction, so it
+    vectorizes without reassociation."""
+    depth, width = w.shape
+    k = 0
+    while k + 8 <= depth:
+        for r in range(rows):
+            a, i = a0 + r, v0 + r
+            v_0, v_1, v_2, v_3 = v[i, k], v[i, k + 1], v[i, k + 2], v[i, k + 3]
+            v_4, v_5, v_6, v_7 = v[i, k + 4], v[i, k + 5], v[i, k + 6], v[i, k + 7]
+            for j in range(width):
+                acc[a, j] = (acc[a, j] + v_0 * w[k, j] + v_1 * w[k + 1, j] + v_2 * w[k + 2, j] + v_3 * w[k + 3, j]
+                             + v_4 * w[k + 4, j] + v_5 * w[k + 5, j] + v_6 * w[k + 6, j] + v_7 * w[k + 7, j])
+        k += 8
+    while k + 4 <= depth:
+        for r in range(rows):
+            a, i = a0 + r, v0 + r
+            v_0, v_1, v_2, v_3 = v[i, k], v[i, k + 1], v[i, k + 2], v[i, k + 3]
+            for j in range(width):
+                acc[a, j] = acc[a, j] + v_0 * w[k, j] + v_1 * w[k + 1, j] + v_2 * w[k + 2, j] + v_3 * w[k + 3, j]
+        k += 4
+    while k < depth:
+        for r in range(rows):
+            a, vk = a0 + r, v[v0 + r, k]
+            for j in range(width):
+                acc[a, j] += vk * w[k, j]
+        k += 1
+
+
+@numba.njit(inline="always", **JIT)
+def accumulate(acc, v, w, rows):
+    """``acc[:rows] += v[:rows] @ w`` (:func:`accumulate_at` from row 0)."""
+    accumulate_at(acc, 0, v, 0, w, rows)
+
+
+@numba.njit(inline="always", **JIT)
+def running(active, t, r0, r1):
+    """How many of batch rows ``r0:r1`` run step ``t``: rows are sorted by decreasing length, so
+    they are the first ones of the block (kernels.stack.Packing)."""
+    return min(max(active[t] - r0, 0), r1 - r0)
+
+
+@numba.njit(inline="always", **JIT)
+def _emit(out, off, h, t, r0, r1, rows):
+    """Step ``t``'s output of batch rows ``r0:r1`` into columns ``off:`` of ``out``: the state of
+    the first ``rows`` of them (those still running), zero for the others."""
+    for b in range(r0, r1):
+        if b < r0 + rows:
+            for j in range(h.shape[1]):
+                out[t, b, off + j] = h[b, j]
+        else:
+            for j in range(h.shape[1]):
+                out[t, b, off + j] = 0
+
+
+@numba.njit(inline="always", **JIT)
+def _zero_rows(a, r0, r1):
+    for b in range(r0, r1):
+        for j in range(a.shape[1]):
+            a[b, j] = 0
+
+
+@numba.njit(inline="always", **JIT)
+def _finish_row(mode, ax, ax4, hh, hh3, bx, bh, cell, c, t, b, keep, cs, tc, ghn):
+    """Batch row ``b`` of step ``t`` after the step's product: biases, gates, and the cell's new
+    output in ``cell[b]``.  ``ax`` (B, G*H) and ``ax4`` (B, G, H): two views of the step's
+    pre-activations."""
+    for j in range(bx.shape[0]):
+        ax[b, j] += bx[j]
+    if mode == GRU:
+        for j in range(bh.shape[0]):
+            hh[b, j] += bh[j]
+    _update(mode, ax, ax4, hh3, b, b, cell, c, b, keep, t, cs, tc, ghn)
+
+
+@numba.njit(parallel=True, **JIT)
+def _finish_rows_parallel(mode, ax, ax4, hh, hh3, bx, bh, cell, c, t, rows, keep, cs, tc, ghn):
+    for b in numba.prange(rows):  # rows are independent: deterministic
+        _finish_row(mode, ax, ax4, hh, hh3, bx, bh, cell, c, t, b, keep, cs, tc, ghn)
+
+
+@numba.njit(**JIT)
+def _layer_blas(mode, fn, fc, row_threads, threads, inp, w_ih_t, w_hh_t, bx, bh, w_hr_t, packed, h, c, m, out, off,
+                active, reverse, ax_all, hh, keep, cs, tc, mk, ghn, zero_h0):
+    """The ``blas`` strategy: the projection of every step in one product, then per step the
+    recurrent product through the BLAS onto the step's pre-activations (beta = 1; GRU's into
+    ``hh``), with W_hh^T packed where ``packed`` is not empty and the step runs the whole batch,
+    then the rows' gates.  With a projection the cell's output ``m`` (``mk[t]`` with ``keep``) is
+    multiplied by W_hr^T into ``h`` after the rows' updates."""
+    steps, batch = inp.shape[0], inp.shape[1]
+    width, hidden = w_hh_t.shape[1], c.shape[1]
+    gates = width // hidden
+    _project(fn, inp, w_ih_t, ax_all)
+    ax4_all = ax_all.reshape(steps, batch, gates, hidden)
+    hh3 = hh.reshape(batch, gates, hidden)
+    projecting = w_hr_t.size > 0
+    for s in range(steps):
+        t = steps - 1 - s if reverse else s
+        rows = active[t]
+        ax, ax4 = ax_all[t], ax4_all[t]
+        target = hh if mode == GRU else ax  # GRU: h W_hh^T + b_hh on its own, for r * (W_hn h + b_hn)
+        beta = 0 if mode == GRU else 1  # else the product lands on this step's projection
+        if zero_h0 and s == 0:  # h = 0 and W_hh finite: the product is exactly zero
+            if mode == GRU:
+                _zero_rows(hh, 0, rows)
+        elif packed.size and rows == batch:
+            mm_packed(fc, packed, h, target, beta)
+        else:
+            mm(fn, h[:rows], w_hh_t, target[:rows], beta)
+        cell = (mk[t] if keep else m) if projecting else h
+        if row_threads and threads > 1 and rows * hidden >= PARALLEL_ROWS:
+            _finish_rows_parallel(mode, ax, ax4, hh, hh3, bx, bh, cell, c, t, rows, keep, cs, tc, ghn)
+        else:
+            for b in range(rows):
+                _finish_row(mode, ax, ax4, hh, hh3, bx, bh, cell, c, t, b, keep, cs, tc, ghn)
+        if projecting:
+            mm(fn, cell[:rows], w_hr_t, h[:rows], 0)
+            if keep:
+                _zero_rows(cell, rows, batch)
+        _emit(out, off, h, t, 0, batch, rows)
+
+
+@numba.njit(inline="always", **JIT)
+def _project(fn, inp, w_ih_t, ax_all):
+    """``ax_all[:T] = x W_ih^T`` for every step at once (T, B, G*H), without the bias: one BLAS
+    call, or loops below :data:`PROJECT_ROWS` rows."""
+    rows = inp.shape[0] * inp.shape[1]
+    x2, ax2 = inp.reshape(rows, inp.shape[2]), ax_all.reshape(ax_all.shape[0] * inp.shape[1], ax_all.shape[2])
+    if rows >= PROJECT_ROWS:
+        mm(fn, x2, w_ih_t, ax2[:rows], 0)
+    else:
+        ax2[:rows] = 0
+        accumulate(ax2, x2, w_ih_t, rows)
+
+
+@numba.njit(inline="always", **JIT)
+def _block(mode, inp, projected, ax_all, per_step, ah_all, h, c, m, w_ih_t, w_hh_t, bx, bh, w_hr_t, out, off, active,
+           reverse, keep, cs, tc, mk, ghn, zero_h0, r0, r1):
+    """Batch rows ``r0:r1`` through every timestep with the products as loops: no BLAS call, no
+    allocation and no array view per step (a view costs reference counting).  A step's
+    pre-activations of these rows are rows ``r0:r1`` of ``ax_all[t]`` (of ``ax_all[0]``, a
+    scratch, unless ``per_step``), which hold x W_ih^T already where ``projected`` (the bias is
+    added here), else are the product taken here, step by step; GRU's h W_hh^T + b_hh goes to rows
+    ``r0:r1`` of ``ah_all``.  A step runs the block's rows that run it (:func:`running`); the
+    cell's output goes to ``m`` (``mk[t]`` with ``keep``) with a projection, which is then
+    multiplied by W_hr^T into ``h``, else to ``h`` itself.  Rows never interact: a row's result is
+    the same whatever block it is in."""
+    steps, batch, width = inp.shape[0], inp.shape[1], bx.shape[0]
+    hidden = c.shape[1]
+    gates = width // hidden
+    ax2 = ax_all.reshape(ax_all.shape[0] * batch, width)
+    ax3 = ax2.reshape(ax_all.shape[0] * batch, gates, hidden)
+    ah3 = ah_all.reshape(batch, gates, hidden)
+    x2 = inp.reshape(steps * batch, inp.shape[2])
+    projecting = w_hr_t.size > 0
+    for s in range(steps):
+        t = steps - 1 - s if reverse else s
+        rows = running(active, t, r0, r1)
+        a0 = (t if per_step else 0) * batch + r0  # the block's first row in ax2
+        for r in range(rows):  # explicit loops: slice assignment costs more than the work here
+            a = a0 + r
+            if projected:
+                for j in range(width):
+                    ax2[a, j] += bx[j]
+            else:
+                for j in range(width):
+                    ax2[a, j] = bx[j]
+            if mode == GRU:
+                for j in range(width):
+                    ah_all[r0 + r, j] = bh[j]
+        if not projected:
+            accumulate_at(ax2, a0, x2, t * batch + r0, w_ih_t, rows)
+        if not (zero_h0 and s == 0):  # else h = 0 and W_hh finite: the product is exactly zero
+            if mode == GRU:
+                accumulate_at(ah_all, r0, h, r0, w_hh_t, rows)
+            else:
+                accumulate_at(ax2, a0, h, r0, w_hh_t, rows)
+        if projecting:
+            cell = mk[t] if keep else m
+            for r in range(rows):
+                _update(mode, ax2, ax3, ah3, a0 + r, r0 + r, cell, c, r0 + r, keep, t, cs, tc, ghn)
+            _zero_rows(h, r0, r0 + rows)
+            accumulate_at(h, r0, cell, r0, w_hr_t, rows)
+            if keep:
+                _zero_rows(cell, r0 + rows, r1)
+        else:
+            for r in range(rows):
+                _update(mode, ax2, ax3, ah3, a0 + r, r0 + r, h, c, r0 + r, keep, t, cs, tc, ghn)
+        _emit(out, off, h, t, r0, r1, rows)
+
+
+@numba.njit(parallel=True, **JIT)
+def _blocks_parallel(mode, inp, projected, ax_all, per_step, ah_all, h, c, m, w_ih_t, w_hh_t, bx, bh, w_hr_t, out, off,
+                     active, reverse, keep, cs, tc, mk, ghn, zero_h0):
+    """Blocks of rows over numba's threads: each block runs all steps on one thread."""
+    batch = h.shape[0]
+    for i in numba.prange((batch + ROW_BLOCK - 1) // ROW_BLOCK):
+        r0 = i * ROW_BLOCK
+        _block(mode, inp, projected, ax_all, per_step, ah_all, h, c, m, w_ih_t, w_hh_t, bx, bh, w_hr_t, out, off,
+               active, reverse, keep, cs, tc, mk, ghn, zero_h0, r0, min(r0 + ROW_BLOCK, batch))
+
+
+@numba.njit(**JIT)
+def layer_forward(strategy, mode, fn, fc, row_threads, threads, inp, w_ih_t, w_hh_t, bx, bh, w_hr_t, packed, h, c, m,
+                  out, off, active, reverse, proj, hh, keep, gates, cs, tc, mk, ghn, zero_h0):
+    """One layer, one direction (the module docstring).  ``strategy``: ``BLAS``, ``FUSED`` (the
+    projection through the BLAS, then blocks of rows on one thread) or ``PARALLEL`` (no BLAS;
+    blocks of rows over numba's threads where it has more than one); ``fn``/``fc``: the addresses
+    of ``?gemm_`` and MKL's ``?gemm_compute_`` (0 where it cannot pack); ``threads``: numba's
+    thread count now; ``zero_h0``: h starts at 0 and W_hh is finite, so the first step's recurrent
+    product is skipped (exactly zero)."""
+    ax_all = gates if gates.size else proj
+    if strategy == BLAS:
+        _layer_blas(mode, fn, fc, row_threads, threads, inp, w_ih_t, w_hh_t, bx, bh, w_hr_t, packed, h, c, m, out,
+                    off, active, reverse, ax_all, hh, keep, cs, tc, mk, ghn, zero_h0)
+        return
+    projected = strategy == FUSED
+    batch = inp.shape[1]
+    if projected:  # one BLAS call; the loops below then have half the work
+        _project(fn, inp, w_ih_t, ax_all)
+    per_step = projected or gates.size > 0
+    # several blocks through the parallel loop even on one thread (then fused's blocks too): numba
+    # compiles its body 3-4x faster than the same blocks in a plain loop (rnn_tanh T = 100, B = 64,
+    # H = 8: 0.28 ms against 1.0 ms), which pays its launch (~1 us) back
+    if (strategy == PARALLEL and threads > 1) or (threads == 1 and batch > ROW_BLOCK):
+        _blocks_parallel(mode, inp, projected, ax_all, per_step, hh, h, c, m, w_ih_t, w_hh_t, bx, bh, w_hr_t, out,
+                         off, active, reverse, keep, cs, tc, mk, ghn, zero_h0)
+        return
+    for r0 in range(0, batch, ROW_BLOCK):
+        _block(mode, inp, projected, ax_all, per_step, hh, h, c, m, w_ih_t, w_hh_t, bx, bh, w_hr_t, out, off, active,
+               reverse, keep, cs, tc, mk, ghn, zero_h0, r0, min(r0 + ROW_BLOCK, batch))

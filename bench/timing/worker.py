@@ -16,7 +16,7 @@ an A/B run) while all of them are alive and idle but one:
   wall time times its threads had its CPU taken by other processes.  A job whose ``measure`` is
   ``instructions`` (a worker started under valgrind, :mod:`bench.timing.valgrind`) answers
   ``times`` in instructions per call instead, its warm-up and rounds fixed
-  (:class:`~bench.timing.valgrind.CountingPolicy`), and its prepare row says what the libraries
+  (:class:`~bench.timing.counting.CountingPolicy`), and its prepare row says what the libraries
   ran on the CPU valgrind presents.  Every prepare row says its ``measure``.
 * ``{"cmd": "quit"}`` -> ``{"metadata": {...}}``: this process's libraries, then exit.
 

@@ -201,7 +201,7 @@ def test_a_lost_cluster_worker_loses_no_finished_row(cluster, tmp_path):
         proc.kill()
     assert proc.returncode == 0, output[-3000:]
     rows = read_results(out)
-    assert keys(rows) == keys([{"backend": "numpy", "threads": "1", **{k: str(v) for k, v in c.fields().items()}}
+    assert keys(rows) == keys([{"backend": "numpy", "threads": "1", "measure": "time", **{k: str(v) for k, v in c.fields().items()}}
                                for c in get_grid("seed")])
     after = {(r["case_id"], r["backend"]): r for r in rows}
     for r in before:  # nothing finished is lost or changed

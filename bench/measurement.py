@@ -31,7 +31,7 @@ UNITS = {"time": "s", "instructions": "instructions"}
 #: How far (max - min) / min the instruction counts of one benchmark's processes may differ and
 #: still be one count, half the default threshold of counts (1%): two runs of one commit on the
 #: quick grid differed by at most 0.25% on every row, most rows by nothing (torch_cpu's smallest
-#: cases by up to 0.6% in an earlier series) (NOTES-instructions.md).  Beyond it a count is
+#: cases by up to 0.6% in an earlier series) (docs/instructions.md).  Beyond it a count is
 #: unstable and not comparable.
 COUNT_TOLERANCE = 0.005
 

@@ -40,7 +40,7 @@ VERDICTS = ("regression", "improvement", "unchanged", "not comparable")
 #: The default threshold of instruction counts (``--threshold instructions=RATIO`` sets it): a 1%
 #: change, above what two runs of one commit differ by (at most 0.25% on the quick grid; 0.6% for
 #: torch_cpu's smallest cases in an earlier series) and below the 2% that ``bench calibrate
-#: --measure instructions`` detects in 100 of 100 rows (NOTES-instructions.md).
+#: --measure instructions`` detects in 100 of 100 rows (docs/instructions.md).
 COUNT_THRESHOLD = 1.01
 
 

@@ -51,7 +51,7 @@ Bokeh 3.9, Plotly 7.1): Vega-Lite 877 KiB (298 KiB gzipped); Bokeh 1245 KiB (344
 ``bokeh.resources.INLINE`` core only; Plotly 4710 KiB (1436 KiB). Vega-Lite is the smallest, draws
 SVG (each point is an element a test can count) and states its axes' scale type for screen readers.
 The runtime is shared rather than inlined: ``assets/vega-embed.js`` is written once per site and
-each page is then a few KiB to a few tens of KiB of HTML and JSON (NOTES-publish.md has the figures),
+each page is then a few KiB to a few tens of KiB of HTML and JSON (docs/dashboard.md),
 instead of 877 KiB more per page.
 
 Modules: :mod:`.model` checks the input, :mod:`.fmt` formats values, :mod:`.charts` builds the

@@ -21,7 +21,7 @@ DEFAULT_PROCESSES = 3
 #: What a run measures (``--measure``): wall-clock time, or instructions counted under valgrind.
 MEASURES = ("time", "instructions")
 #: Worker processes per backend and side when counting instructions: counts repeat exactly from
-#: process to process (NOTES-instructions.md), so one valgrind process times the whole grid.
+#: process to process (docs/instructions.md), so one valgrind process times the whole grid.
 COUNT_PROCESSES = 1
 
 

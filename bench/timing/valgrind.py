@@ -45,7 +45,7 @@ numba's cache when a run before did; the counting workers then load that cache. 
 are untouched (numba compiles for the host).
 
 What counts miss, and what runs under valgrind instead of what wall time measures, is in
-NOTES-instructions.md (the user guide's "Instruction counts").
+docs/instructions.md.
 """
 
 from __future__ import annotations
@@ -217,7 +217,7 @@ def refusal(threads: int, dask: bool = False) -> str:
     return ""
 
 
-#: Backends that cannot be counted, and why (measured on the quick grid, NOTES-instructions.md).
+#: Backends that cannot be counted, and why (measured on the quick grid, docs/instructions.md).
 UNCOUNTABLE = {
     "jax": ("jax cannot be counted: XLA's CPU runtime runs its own threads (18 in a worker with one "
             "thread) and dispatches asynchronously, so its counts are not repeatable (two runs of one "

@@ -61,9 +61,9 @@ from . import blas
 from . import layout as layouts
 from . import plan as plans
 
-STRATEGIES = ("blas", "fused", "parallel")
+STRATEGIES = ("blas", "fused", "parallel", "lanes")
 #: Strategies that call a BLAS, and so can be forced onto a route: ``"blas@openblas"``.
-ROUTED = ("blas", "fused")
+ROUTED = ("blas", "fused", "lanes")
 #: Held around a kernel that starts numba's threads where the threading layer cannot take two
 #: launches at once (:func:`kernels.numba.jit.serialize_launches`); one per process, since the
 #: threading layer is.
@@ -166,7 +166,8 @@ class Call:
         pairs = spec.num_layers * spec.num_directions
         sizes = [route.pack_size(spec.h_size, spec.gates * spec.hidden_size, batch, spec.dtype) if self.packs else 0
                  for _ in range(pairs)]
-        self.layout = layouts.call_layout(spec, timesteps, batch, self.train, sizes)
+        self.layout = layouts.call_layout(spec, timesteps, batch, self.train, sizes,
+                                          lanes=choice.strategy == "lanes")
         active = np.full(timesteps, batch, np.int64) if packing is None else packing.active
         addresses = route.addresses(spec.dtype)
         self.S = layouts.table(spec, timesteps, batch, self.train, self.layout, prepared.weights, choice.strategy,

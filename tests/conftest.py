@@ -6,12 +6,12 @@ import pytest
 from kernels import availability, backend_names, get_backend
 from kernels.numba.blas import ROUTE_NAMES
 
-#: Each distinct code path once: every backend without variants; numba's ``parallel`` (no BLAS) and
+#: Each distinct code path once: every backend without variants; numba's ``parallel`` (no BLAS), ``lanes`` and
 #: ``fused`` (its one BLAS call, the projection, on the default route), and ``blas`` once per BLAS
 #: route, since every product goes through the route.  Plain ``numba`` runs one of these, chosen per
 #: size; tests/test_numba_strategies.py checks that choice.
 ALL_PATHS = [n for n in backend_names() if n != "numba"] + [
-    "numba:parallel", "numba:fused", *(f"numba:blas@{route}" for route in ROUTE_NAMES)]
+    "numba:parallel", "numba:fused", "numba:lanes", *(f"numba:blas@{route}" for route in ROUTE_NAMES)]
 
 #: ``{path: None or why it cannot run here}``, per path: a forced BLAS route may be absent alone.
 AVAILABILITY = {name: availability(name) for name in ALL_PATHS}

@@ -23,7 +23,7 @@ TIMESTEPS, BATCH = 10_000, 128  # 1.28e6 rows; plain numba's rule picks parallel
 #: a running float32 sum over all rows misses it by 4x to 60x.
 BOUND = 5e-6
 
-PATHS = ["numpy", "numba", "numba:parallel", "numba:fused", *(f"numba:blas@{route}" for route in ROUTE_NAMES)]
+PATHS = ["numpy", "numba", "numba:parallel", "numba:fused", "numba:lanes", *(f"numba:blas@{route}" for route in ROUTE_NAMES)]
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """The numba backend's strategies: the selection rule, forcing, determinism.
 
 (Every strategy also runs the whole equivalence matrix: tests/conftest.py's
-``backend`` fixture includes ``numba:parallel``, ``numba:fused`` and
+``backend`` fixture includes ``numba:parallel``, ``numba:fused``, ``numba:lanes`` and
 ``numba:blas`` on each BLAS route.)
 """
 
@@ -17,8 +17,9 @@ from .conftest import make_inputs
 
 @pytest.mark.parametrize(
     "hidden, batch, expected",
-    [(8, 1, "parallel"), (64, 4, "fused"), (8, 4, "parallel"), (8, 64, "parallel"), (64, 8, "parallel"),
-     (64, 64, "blas"), (256, 1, "fused"), (1024, 1, "fused"), (256, 8, "blas"), (1024, 64, "blas")],
+    [(8, 1, "parallel"), (64, 4, "fused"), (8, 4, "parallel"), (8, 8, "parallel"), (8, 16, "lanes"),
+     (8, 64, "lanes"), (32, 64, "lanes"), (64, 8, "parallel"), (64, 16, "parallel"), (64, 64, "blas"),
+     (256, 1, "fused"), (1024, 1, "fused"), (256, 8, "blas"), (1024, 64, "blas")],
 )
 def test_selection_rule(hidden, batch, expected):
     assert choose_strategy(CellSpec("lstm", hidden, hidden), batch) == expected

@@ -62,7 +62,7 @@ def routes_only(monkeypatch):
 @pytest.mark.parametrize("present", list(UNAVAILABLE))
 def test_every_numba_name_answers_for_its_own_needs(routes_only, present):
     routes_only(*present)
-    assert NUMBA_NAMES[0] == "numba" and len(NUMBA_NAMES) == 4 + 2 * len(blas.ROUTE_NAMES)
+    assert NUMBA_NAMES[0] == "numba" and len(NUMBA_NAMES) == 5 + 3 * len(blas.ROUTE_NAMES)  # numba, 4 strategies, 3 routed ones per route
     assert UNAVAILABLE[()]["numba:blas@openblas"] == missing("openblas")  # the expectation can fail
     assert {name: availability(name) for name in NUMBA_NAMES} == {
         name: UNAVAILABLE[present].get(name) for name in NUMBA_NAMES}

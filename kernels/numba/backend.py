@@ -16,6 +16,11 @@
   chunks of 4 in the order of the plain sum, the inner loop over the G*H
   outputs of a contiguous row of W^T (no reduction, so LLVM vectorizes it
   without ``fastmath``); no call and no allocation per step.
+* ``lanes`` (:mod:`kernels.numba.lanes`): the batch in the vector lanes -- a
+  step's state and buffers batch-minor, (H, B), every loop over a block of
+  up to 64 batch columns -- for many rows of a small cell, where the
+  batch-major loops run H wide; the backward's products over all steps
+  through the BLAS.
 * ``parallel``: no BLAS at all -- both products as those loops, step by
   step -- with blocks of batch rows spread over threads with ``prange``.
   Rows of a batch never interact, so each thread runs its rows through all
@@ -61,9 +66,9 @@ from . import blas
 from . import layout as layouts
 from . import plan as plans
 
-STRATEGIES = ("blas", "fused", "parallel")
+STRATEGIES = ("blas", "fused", "parallel", "lanes")
 #: Strategies that call a BLAS, and so can be forced onto a route: ``"blas@openblas"``.
-ROUTED = ("blas", "fused")
+ROUTED = ("blas", "fused", "lanes")
 #: Held around a kernel that starts numba's threads where the threading layer cannot take two
 #: launches at once (:func:`kernels.numba.jit.serialize_launches`); one per process, since the
 #: threading layer is.
@@ -82,13 +87,16 @@ def choose_strategy(spec, batch: int, timesteps: int | None = None, pass_: str =
     Rule: with at most :data:`FEW_ROWS` rows, ``fused`` from H = 64 -- a step is a matrix-vector
     product, which the loops stream at the cache's bandwidth while a BLAS call per step adds its
     fixed cost -- else ``parallel``, which calls no BLAS at all (at T = 1 not even for the
-    projection); with more rows, ``blas`` once H >= 256 or B * H >= 4096, where one product per
-    step reuses each weight across the batch and the BLAS call's fixed cost is paid back, else
-    ``parallel``.  Evidence: ``python -m bench run --grid strategies`` with every strategy
+    projection); from :data:`LANES_ROWS` rows and up to :data:`LANES_HIDDEN` units, ``lanes``,
+    whose loops run over the batch and so fill the vectors where H would not; else ``blas`` once
+    H >= 256 or B * H >= 4096, where one product per step reuses each weight across the batch and
+    the BLAS call's fixed cost is paid back, else ``parallel``.  Evidence: ``python -m bench run --grid strategies`` with every strategy
     forced (docs/speed.md, "Numba strategies"), and NOTES-numba.md for this rule's measurements.
     """
     if batch <= FEW_ROWS:
         return "fused" if spec.hidden_size >= 64 else "parallel"
+    if batch >= LANES_ROWS and spec.hidden_size <= LANES_HIDDEN:
+        return "lanes"
     if spec.hidden_size >= 256 or batch * spec.hidden_size >= 4096:
         return "blas"
     return "parallel"
@@ -96,6 +104,12 @@ def choose_strategy(spec, batch: int, timesteps: int | None = None, pass_: str =
 
 #: Up to this many rows a step is a matrix-vector product (or a few): :func:`choose_strategy`.
 FEW_ROWS = 4
+#: ``lanes`` (the batch in the vector lanes) from this many rows, where one vector of float32
+#: lanes is full (at B = 8 half-empty vectors lose to ``parallel``) ...
+LANES_ROWS = 16
+#: ... up to this H: at H = 64 a step's product is large enough for ``blas`` or ``parallel`` to
+#: use full vectors too, and ``lanes`` no longer wins in every cell (NOTES-numba.md).
+LANES_HIDDEN = 32
 
 
 @functools.cache
@@ -166,7 +180,8 @@ class Call:
         pairs = spec.num_layers * spec.num_directions
         sizes = [route.pack_size(spec.h_size, spec.gates * spec.hidden_size, batch, spec.dtype) if self.packs else 0
                  for _ in range(pairs)]
-        self.layout = layouts.call_layout(spec, timesteps, batch, self.train, sizes)
+        self.layout = layouts.call_layout(spec, timesteps, batch, self.train, sizes,
+                                          lanes=choice.strategy == "lanes")
         active = np.full(timesteps, batch, np.int64) if packing is None else packing.active
         addresses = route.addresses(spec.dtype)
         self.S = layouts.table(spec, timesteps, batch, self.train, self.layout, prepared.weights, choice.strategy,

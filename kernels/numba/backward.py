@@ -22,7 +22,9 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .forward import BLAS, PARALLEL, ROW_BLOCK, accumulate, accumulate_at, running
+from .forward import BLAS, LANES, PARALLEL, ROW_BLOCK, accumulate, accumulate_at, running
+from .lanes import lanes_backward
+from .cells import gru_grads, lstm_grads, relu_grad, tanh_grad
 from .jit import JIT, LSTM, RNN_RELU, RNN_TANH, mm, mm_tn
 
 #: Rows per block of the sums over all T*B rows (:func:`_product_tn`, :func:`_sum_rows`): each
@@ -148,40 +150,27 @@ def _grad_row(mode, t, b, before, started, g3, ghn, out, off, hprev, cs, tc, c0,
     the step before (``started``), else c0.  The derivatives of the PyTorch docs' equations, as in
     :mod:`kernels.numpy_backend`."""
     hidden = dc.shape[1]
-    one = type(dh[b, 0])(1.0)
     if mode == RNN_TANH:
         for j in range(hidden):
-            h = out[t, b, off + j]
-            dgx3[t, b, 0, j] = dm[b, j] * (one - h * h)
+            dgx3[t, b, 0, j] = tanh_grad(dm[b, j], out[t, b, off + j])
             dh[b, j] = 0
     elif mode == RNN_RELU:
         for j in range(hidden):
-            dgx3[t, b, 0, j] = dm[b, j] if out[t, b, off + j] > 0 else one - one  # torch: 0 at 0
+            dgx3[t, b, 0, j] = relu_grad(dm[b, j], out[t, b, off + j])
             dh[b, j] = 0
     elif mode == LSTM:
         for j in range(hidden):
-            dht = dm[b, j]
-            i, f, g, o = g3[t, b, 0, j], g3[t, b, 1, j], g3[t, b, 2, j], g3[t, b, 3, j]
             cp = cs[before, b, j] if started else c0[b, j]
-            tcj = tc[t, b, j]
-            dct = dc[b, j] + dht * o * (one - tcj * tcj)
-            dgx3[t, b, 0, j] = dct * g * i * (one - i)
-            dgx3[t, b, 1, j] = dct * cp * f * (one - f)
-            dgx3[t, b, 2, j] = dct * i * (one - g * g)
-            dgx3[t, b, 3, j] = dht * tcj * o * (one - o)
-            dc[b, j] = dct * f
+            dgx3[t, b, 0, j], dgx3[t, b, 1, j], dgx3[t, b, 2, j], dgx3[t, b, 3, j], dc[b, j] = lstm_grads(
+                dm[b, j], dc[b, j], g3[t, b, 0, j], g3[t, b, 1, j], g3[t, b, 2, j], g3[t, b, 3, j], cp, tc[t, b, j])
         for j in range(dh.shape[1]):  # h_size wide: P with a projection (dm is then its own array)
             dh[b, j] = 0
     else:  # GRU
         for j in range(hidden):
-            dht = dm[b, j]
-            r, z, n = g3[t, b, 0, j], g3[t, b, 1, j], g3[t, b, 2, j]
-            da_n = dht * (one - z) * (one - n * n)
-            da_r = da_n * ghn[t, b, j] * r * (one - r)
-            da_z = dht * (hprev[t, b, j] - n) * z * (one - z)
+            da_r, da_z, da_n, dh[b, j] = gru_grads(dm[b, j], g3[t, b, 0, j], g3[t, b, 1, j], g3[t, b, 2, j],
+                                                   ghn[t, b, j], hprev[t, b, j])
             dgx3[t, b, 0, j], dgx3[t, b, 1, j], dgx3[t, b, 2, j] = da_r, da_z, da_n
-            dgh3[t, b, 0, j], dgh3[t, b, 1, j], dgh3[t, b, 2, j] = da_r, da_z, da_n * r
-            dh[b, j] = dht * z
+            dgh3[t, b, 0, j], dgh3[t, b, 1, j], dgh3[t, b, 2, j] = da_r, da_z, da_n * g3[t, b, 0, j]
 
 
 @numba.njit(inline="always", **JIT)
@@ -252,14 +241,16 @@ def _previous_states(out, off, h0, active, reverse, hprev):
 
 
 @numba.njit(**JIT)
-def layer_backward(strategy, mode, fn, threads, inp, h0, c0, out, off, w_ih, w_hh, w_hr, active, reverse, gates, cs,
-                   tc, mk, ghn, d_out, d_off, dh, dc, dm, hprev, dgx, dgh, dhp, dx, dx_beta, dw_ih, dw_hh, db_ih, db_hh,
+def layer_backward(strategy, mode, fn, threads, inp, h0, c0, out, off, w_ih, w_hh, w_hr, w_hh_t, w_hr_t, lanes, active,
+                   reverse, gates, cs, tc, mk, ghn, d_out, d_off, dh, dc, dm, hprev, dgx, dgh, dhp, dx, dx_beta, dw_ih, dw_hh, db_ih, db_hh,
                    dw_hr):
     """BPTT of one layer, one direction, after its forward kept its gates (the module docstring).
 
     ``inp`` (T, B, I_l) the layer's input, ``h0`` (B, P), ``c0`` (B, H) (read by LSTM only);
     ``out`` (T, B, W): the layer's output, this direction's in columns ``off:off + P``; ``w_ih``
-    (G*H, I_l), ``w_hh`` (G*H, P), ``w_hr`` (P, H) as stored (empty without a projection);
+    (G*H, I_l), ``w_hh`` (G*H, P), ``w_hr`` (P, H) as stored (empty without a projection), ``w_hh_t``
+    (P, G*H) and ``w_hr_t`` (H, P) transposed (for ``lanes``); ``lanes``: the ``lanes`` strategy's
+    buffers (:func:`kernels.numba.driver._lanes`);
     ``gates``, ``cs``, ``tc``, ``mk``, ``ghn``: what the forward kept; ``d_out`` (T, B, W): the
     gradient of the layer's output, this direction's in columns ``d_off:``; ``dh`` (B, P) and ``dc``
     (B, H): the gradients of h_T and c_T on entry, of h0 and c0 on return; ``dm``, ``hprev``,
@@ -290,6 +281,10 @@ def layer_backward(strategy, mode, fn, threads, inp, h0, c0, out, off, w_ih, w_h
                        dgh3)
             _idle_rows(dgx3, dgh3, dhp, t, n, batch)
             mm(fn, dgh[t, :n], w_hh, dh[:n], 1)
+    elif strategy == LANES:
+        _, ldg, ldgh, ldh, ldc, ldm = lanes
+        lanes_backward(mode, threads, gates, ghn, out, off, hprev, cs, tc, c0, d_out, d_off, dh, dc, dgx3, dgh3, dhp,
+                       w_hh_t, w_hr_t, active, reverse, ldg, ldgh, ldh, ldc, ldm)
     elif (strategy == PARALLEL and threads > 1) or (threads == 1 and batch > ROW_BLOCK):  # as forward's
         _backward_parallel(mode, g3, ghn, out, off, hprev, cs, tc, c0, d_out, dh, dmm, dc, dgx3, dgh, dgh3, dhp, w_hh,
                            w_hr, active, reverse)

@@ -21,7 +21,8 @@ import numba
 
 from . import layout as lay
 from .backward import layer_backward
-from .forward import layer_forward
+from .forward import LANES, layer_forward
+from .lanes import lanes_forward
 from .jit import (  # noqa: F401
     DISK_CACHE,
     DISK_CACHE_REASON,
@@ -84,8 +85,23 @@ def _transpose01(src, dst):
 
 
 @numba.njit(inline="always", **JIT)
+def _lanes(F, S):
+    """The ``lanes`` strategy's batch-minor buffers (:mod:`kernels.numba.lanes`): LX, LA, LAH, LH, LC, LM."""
+    return (_v2(F, S, lay.LX), _v2(F, S, lay.LA), _v2(F, S, lay.LAH), _v2(F, S, lay.LH), _v2(F, S, lay.LC),
+            _v2(F, S, lay.LM))
+
+
+@numba.njit(inline="always", **JIT)
 def _forward_pair(S, W, F, k, keep, strategy, mode, fn, fc, row_threads, threads, inp, h, c, out, off, active, reverse):
     """Pair ``k``'s forward from the state already in ``h`` and ``c``, into ``out``."""
+    if strategy == LANES:
+        lx, la, lah, lh, lc, lm = _lanes(F, S)
+        lanes_forward(mode, threads, inp, _v2(W, S, _pair(k, lay.W_IH)), _v2(W, S, _pair(k, lay.W_HH)),
+                      _v1(W, S, _pair(k, lay.BX)), _v1(W, S, _pair(k, lay.BH)), _v2(W, S, _pair(k, lay.W_HR)), h, c,
+                      out, off, active, reverse, keep, _v3(F, S, _pair(k, lay.GATES)), _v3(F, S, _pair(k, lay.CS)),
+                      _v3(F, S, _pair(k, lay.TC)), _v3(F, S, _pair(k, lay.MK)), _v3(F, S, _pair(k, lay.GHN)),
+                      S[lay.S_ZERO_H0] != 0, lx, la, lah, lh, lc, lm)
+        return
     layer_forward(strategy, mode, fn, fc, row_threads, threads, inp, _v2(W, S, _pair(k, lay.W_IH_T)),
                   _v2(W, S, _pair(k, lay.W_HH_T)), _v1(W, S, _pair(k, lay.BX)), _v1(W, S, _pair(k, lay.BH)),
                   _v2(W, S, _pair(k, lay.W_HR_T)), _v1(F, S, _pair(k, lay.PACKED)), h, c, _v2(F, S, lay.M), out, off,
@@ -179,7 +195,8 @@ def _entry_points(fingerprint):
                 beta, reverse = (0 if d == 0 else 1), d == 1  # the second direction's input gradient adds on
                 layer_backward(strategy, mode, fn, threads, inp, h0[k], c0[k], out, d * size,
                                _v2(W, S, _pair(k, lay.W_IH)), _v2(W, S, _pair(k, lay.W_HH)),
-                               _v2(W, S, _pair(k, lay.W_HR)), active, reverse, _v3(F, S, _pair(k, lay.GATES)),
+                               _v2(W, S, _pair(k, lay.W_HR)), _v2(W, S, _pair(k, lay.W_HH_T)),
+                               _v2(W, S, _pair(k, lay.W_HR_T)), _lanes(F, S), active, reverse, _v3(F, S, _pair(k, lay.GATES)),
                                _v3(F, S, _pair(k, lay.CS)), _v3(F, S, _pair(k, lay.TC)), _v3(F, S, _pair(k, lay.MK)),
                                _v3(F, S, _pair(k, lay.GHN)), d_above, d * size, dh, dc, dm,
                                hprev, dgx, dgh, dhp, target, beta, _v2(F, S, _pair(k, lay.DW_IH)),

@@ -22,10 +22,12 @@ Each choice made for LLVM's vectorizer below was kept because it measured faster
 from __future__ import annotations
 
 import numba
+import numpy as np
 
+from .cells import gru_h, gru_n, lstm_c
 from .jit import GRU, JIT, LSTM, RNN_RELU, RNN_TANH, act_tanh, mm, mm_packed, sigmoid
 
-BLAS, FUSED, PARALLEL = 0, 1, 2
+BLAS, FUSED, PARALLEL, LANES = 0, 1, 2, 3
 #: Batch rows per block in ``fused`` and ``parallel``: a block's rows share each chunk of W^T
 #: while it is in L1.
 ROW_BLOCK = 4
@@ -69,7 +71,7 @@ def _update(mode, ax, ax3, ah3, r, q, h, c, b, keep, t, cs, tc, ghn):
             ax[r, j] = s * act_tanh(s * v) + (type(v)(1.0) - s)
         if keep:
             for j in range(hidden):
-                cj = ax3[r, 1, j] * c[b, j] + ax3[r, 0, j] * ax3[r, 2, j]
+                cj = lstm_c(ax3[r, 0, j], ax3[r, 1, j], ax3[r, 2, j], c[b, j])
                 c[b, j] = cj
                 tj = act_tanh(cj)
                 cs[t, b, j] = cj
@@ -77,7 +79,7 @@ def _update(mode, ax, ax3, ah3, r, q, h, c, b, keep, t, cs, tc, ghn):
                 h[b, j] = ax3[r, 3, j] * tj
         else:
             for j in range(hidden):
-                cj = ax3[r, 1, j] * c[b, j] + ax3[r, 0, j] * ax3[r, 2, j]
+                cj = lstm_c(ax3[r, 0, j], ax3[r, 1, j], ax3[r, 2, j], c[b, j])
                 c[b, j] = cj
                 h[b, j] = ax3[r, 3, j] * act_tanh(cj)
     else:  # GRU: r, z, n
@@ -86,32 +88,35 @@ def _update(mode, ax, ax3, ah3, r, q, h, c, b, keep, t, cs, tc, ghn):
         for j in range(hidden):
             ax3[r, 1, j] = sigmoid(ax3[r, 1, j] + ah3[q, 1, j])
         for j in range(hidden):
-            n = act_tanh(ax3[r, 2, j] + ax3[r, 0, j] * ah3[q, 2, j])
+            n = gru_n(ax3[r, 2, j], ax3[r, 0, j], ah3[q, 2, j])
             ax3[r, 2, j] = n
-            h[b, j] = n + ax3[r, 1, j] * (h[b, j] - n)  # (1 - z) * n + z * h, as ATen's GRU cell writes it
+            h[b, j] = gru_h(n, ax3[r, 1, j], h[b, j])
         if keep:
             for j in range(hidden):
                 ghn[t, b, j] = ah3[q, 2, j]
 
 
 @numba.njit(inline="always", **JIT)
-def accumulate_at(acc, a0, v, v0, w, rows):
-    """``acc[a0:a0 + rows] += v[v0:v0 + rows] @ w`` for ``acc`` (R, N), ``v`` (R', K), ``w`` (K, N)
-    C-contiguous, rows given by offsets (no view made: views cost reference counting per step).
+def accumulate_cols(acc, a0, v, v0, w, rows, c0, c1):
+    """``acc[a0:a0 + rows, c0:c1] += v[v0:v0 + rows] @ w[:, c0:c1]`` for ``acc`` (R, N), ``v``
+    (R', K), ``w`` (K, N) C-contiguous, rows given by offsets (no view made: views cost reference
+    counting per step).
 
     k runs in chunks of 8 (then 4, then 1), in the order of the plain sum: each row of ``acc`` is
     loaded and stored once per 8 multiply-adds (the plain loop stores after every one and was
     store-bound; chunks of 4 loaded and stored it twice as often), and the rows of ``w`` stay in L1
-    while every row of the block uses them.  The inner loop runs over N with no reduction, so it
-    vectorizes without reassociation."""
-    depth, width = w.shape
+    while every row of the block uses them.  The inner loop runs over columns ``c0:c1`` with no
+    reduction, so it vectorizes without reassociation: the batch-major strategies take every
+    column (G*H outputs), :mod:`kernels.numba.lanes` a block of batch columns."""
+    depth = w.shape[0]
+    c0, c1 = np.uint64(c0), np.uint64(c1)  # unsigned: numba then checks no negative index in the loop
     k = 0
     while k + 8 <= depth:
         for r in range(rows):
             a, i = a0 + r, v0 + r
             v_0, v_1, v_2, v_3 = v[i, k], v[i, k + 1], v[i, k + 2], v[i, k + 3]
             v_4, v_5, v_6, v_7 = v[i, k + 4], v[i, k + 5], v[i, k + 6], v[i, k + 7]
-            for j in range(width):
+            for j in range(c0, c1):
                 acc[a, j] = (acc[a, j] + v_0 * w[k, j] + v_1 * w[k + 1, j] + v_2 * w[k + 2, j] + v_3 * w[k + 3, j]
                              + v_4 * w[k + 4, j] + v_5 * w[k + 5, j] + v_6 * w[k + 6, j] + v_7 * w[k + 7, j])
         k += 8
@@ -119,15 +124,21 @@ def accumulate_at(acc, a0, v, v0, w, rows):
         for r in range(rows):
             a, i = a0 + r, v0 + r
             v_0, v_1, v_2, v_3 = v[i, k], v[i, k + 1], v[i, k + 2], v[i, k + 3]
-            for j in range(width):
+            for j in range(c0, c1):
                 acc[a, j] = acc[a, j] + v_0 * w[k, j] + v_1 * w[k + 1, j] + v_2 * w[k + 2, j] + v_3 * w[k + 3, j]
         k += 4
     while k < depth:
         for r in range(rows):
             a, vk = a0 + r, v[v0 + r, k]
-            for j in range(width):
+            for j in range(c0, c1):
                 acc[a, j] += vk * w[k, j]
         k += 1
+
+
+@numba.njit(inline="always", **JIT)
+def accumulate_at(acc, a0, v, v0, w, rows):
+    """``acc[a0:a0 + rows] += v[v0:v0 + rows] @ w`` (:func:`accumulate_cols` over every column)."""
+    accumulate_cols(acc, a0, v, v0, w, rows, 0, w.shape[1])
 
 
 @numba.njit(inline="always", **JIT)

@@ -110,7 +110,7 @@ def sources_fingerprint() -> int:
 
     here = Path(__file__).parent
     digest = hashlib.sha256()
-    for name in ("jit.py", "layout.py", "forward.py", "backward.py", "driver.py"):
+    for name in ("jit.py", "layout.py", "cells.py", "forward.py", "lanes.py", "backward.py", "driver.py"):
         digest.update((here / name).read_bytes())
     return int.from_bytes(digest.digest()[:8], "little") >> 1
 

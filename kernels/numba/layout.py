@@ -75,6 +75,13 @@ FIXED = (
     "DM",       # (B, H) the gradient of the cell's output (projection)
     "RH",       # (B, P) h of a recomputed forward
     "RC",       # (B, H) c of a recomputed forward
+    # the `lanes` strategy's per-step buffers, batch-minor (B in the vector lanes); size 0 for the others
+    "LX",       # (max I_l, B) a step's input, transposed
+    "LA",       # (G*H, B) a step's pre-activations, then gates; the backward's gate gradients
+    "LAH",      # (G*H, B) GRU's h W_hh^T + b_hh; the backward's gradients of its part
+    "LH",       # (P, B) the running h; the backward's running dh
+    "LC",       # (H, B) the running c; the backward's running dc
+    "LM",       # (H, B) the cell's output before W_hr (projection); the backward's dm
 )
 PAIR = (
     # in W: the weights as the kernels take them
@@ -101,12 +108,12 @@ WEIGHT_SLOTS = PAIR[:8]
 #: The gates a pair keeps (train), in the order of PAIR.
 KEPT = ("GATES", "CS", "TC", "MK", "GHN")
 (OUT, OUT_BF, HN, CN, XT, LOUTS, PROJ, HH, M, GO_T, DX, DX_BF, DH0, DC0, DLOW, HPREV, DGX, DGH, DHP, DH, DC, DM, RH,
- RC) = range(FIXED_SLOTS)
+ RC, LX, LA, LAH, LH, LC, LM) = range(FIXED_SLOTS)
 (W_IH_T, W_HH_T, BX, BH, W_HR_T, W_IH, W_HH, W_HR, PACKED, GATES, CS, TC, MK, GHN, DW_IH, DW_HH, DB_IH, DB_HH,
  DW_HR) = range(PAIR_SLOTS)
 assert all(globals()[name] == i for names in (FIXED, PAIR) for i, name in enumerate(names))  # one order, written twice
 #: Strategies as the kernels' ``strategy``.
-STRATEGY_CODES = {"blas": 0, "fused": 1, "parallel": 2}
+STRATEGY_CODES = {"blas": 0, "fused": 1, "parallel": 2, "lanes": 3}
 #: Bytes of kept gates beyond the first pair's that a ``forward_backward`` call may hold
 #: (:func:`kept_pairs`).
 GATE_BUDGET = 1 << 30
@@ -181,10 +188,12 @@ def kept_pairs(spec, timesteps: int, batch: int, budget: int | None = None) -> i
     return max(1, min(pairs, budget // one))
 
 
-def call_layout(spec, timesteps: int, batch: int, train: bool, packed_sizes=(), kept: int | None = None) -> Layout:
+def call_layout(spec, timesteps: int, batch: int, train: bool, packed_sizes=(), kept: int | None = None,
+                lanes: bool = False) -> Layout:
     """The workspace of one call: every fixed slot and pair slot in F (weights excluded).
     ``packed_sizes``: per pair the elements of its packed W_hh^T (none: not packed); ``kept``:
-    how many pairs keep their gates (train; :func:`kept_pairs` by default)."""
+    how many pairs keep their gates (train; :func:`kept_pairs` by default); ``lanes``: the call
+    runs the ``lanes`` strategy (its batch-minor buffers ``L*``)."""
     T, B, I, H, P = timesteps, batch, spec.input_size, spec.hidden_size, spec.h_size
     L, D, GH = spec.num_layers, spec.num_directions, spec.gates * spec.hidden_size
     K = L * D
@@ -204,6 +213,9 @@ def call_layout(spec, timesteps: int, batch: int, train: bool, packed_sizes=(), 
         "DC": (B if train else 0, H), "DM": (B if train and proj else 0, H), "RH": (B if train else 0, P),
         "RC": (B if train else 0, H),
     }
+    n_ = B if lanes else 0
+    shapes.update({"LX": (max(I, D * P) if L > 1 else I, n_), "LA": (GH, n_), "LAH": (GH if gru else 0, n_),
+                   "LH": (P, n_), "LC": (H, n_), "LM": (H if proj else 0, n_)})
     layout = Layout()
     for i, name in enumerate(FIXED):
         layout.add(i, shapes[name])

@@ -91,7 +91,7 @@ def choose_strategy(spec, batch: int, timesteps: int | None = None, pass_: str =
     whose loops run over the batch and so fill the vectors where H would not; else ``blas`` once
     H >= 256 or B * H >= 4096, where one product per step reuses each weight across the batch and
     the BLAS call's fixed cost is paid back, else ``parallel``.  Evidence: ``python -m bench run --grid strategies`` with every strategy
-    forced (docs/speed.md, "Numba strategies"), and NOTES-numba.md for this rule's measurements.
+    forced (docs/speed.md, "Numba strategies"), and docs/numba.md for this rule's measurements.
     """
     if batch <= FEW_ROWS:
         return "fused" if spec.hidden_size >= 64 else "parallel"
@@ -108,7 +108,7 @@ FEW_ROWS = 4
 #: lanes is full (at B = 8 half-empty vectors lose to ``parallel``) ...
 LANES_ROWS = 16
 #: ... up to this H: at H = 64 a step's product is large enough for ``blas`` or ``parallel`` to
-#: use full vectors too, and ``lanes`` no longer wins in every cell (NOTES-numba.md).
+#: use full vectors too, and ``lanes`` no longer wins in every cell (docs/numba.md).
 LANES_HIDDEN = 32
 
 
@@ -129,7 +129,7 @@ def rule_route_order() -> tuple[str, ...]:
     """The BLAS routes the rule prefers, in order (names only; nothing is loaded): the default
     order (:data:`kernels.numba.blas.ROUTE_NAMES`, MKL first) on Intel CPUs; on others the
     OpenBLAS routes first, since MKL does not run its fastest kernels there (AMD EPYC:
-    NOTES-numba.md)."""
+    docs/numba.md)."""
     if _cpu_vendor() in ("GenuineIntel", ""):
         return blas.ROUTE_NAMES
     return ("scipy-openblas32", "openblas", "mkl-wheel", "mkl")

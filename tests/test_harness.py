@@ -399,7 +399,8 @@ def test_resume_rejects_a_foreign_file(tmp_path):
 
 
 def test_save_history_and_plots(tmp_path):
-    env = {**os.environ, "RNN_BENCH_MACHINE_ID": "test-machine"}
+    path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))  # bench importable from tmp_path
+    env = {**os.environ, "RNN_BENCH_MACHINE_ID": "test-machine", "PYTHONPATH": path}
     for _ in range(2):
         proc = subprocess.run([sys.executable, "-m", "bench", "run", "--grid", "smoke", "--backends", "numpy",
                                "--save", "--max-time", "0.02", "--processes", "1"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
@@ -413,10 +414,10 @@ def test_save_history_and_plots(tmp_path):
     assert proc.stdout.startswith("test-machine: 2 saved runs, 2 benchmarks")
     assert (tmp_path / "results" / "test-machine" / "history.png").stat().st_size > 10_000
     assert all(r["made_by"] == "saved" for r in read_results(saved[0]))
-    proc = subprocess.run([sys.executable, "-m", "bench", "history", "--machine", "nope"], cwd=tmp_path,
+    proc = subprocess.run([sys.executable, "-m", "bench", "history", "--machine", "nope"], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "no saved runs for machine 'nope'" in proc.stderr
-    proc = subprocess.run([sys.executable, "-m", "bench", "plot", str(saved[0])], cwd=tmp_path,
+    proc = subprocess.run([sys.executable, "-m", "bench", "plot", str(saved[0])], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     pngs = proc.stdout.split()

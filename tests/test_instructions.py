@@ -139,7 +139,9 @@ def test_two_processes_count_a_small_case_alike(tmp_path):
 
     [m] = read_measurements(out)[1]
     assert m.unit == "instructions" and len(m.process_medians) == 2
-    assert m.process_medians[0] == m.process_medians[1]  # exact: the same count in both processes
+    # the same count in both processes: exact on a quiet machine; once, with another valgrind job
+    # running, 30 of 331,133 instructions apart, so 50 times tighter than the judging tolerance
+    assert m.process_medians[0] == pytest.approx(m.process_medians[1], rel=COUNT_TOLERANCE / 50)
 
 
 @needs_valgrind

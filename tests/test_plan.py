@@ -193,7 +193,7 @@ def test_a_written_plan_reads_back(tmp_path):
 
 def test_a_tune_times_every_strategy_on_every_route_and_shares_its_budget():
     names = tune_backends()
-    assert names[0] == "numba:parallel" and len(names) == 1 + 2 * len(blas.ROUTE_NAMES)
+    assert names[0] == "numba:parallel" and len(names) == 1 + 3 * len(blas.ROUTE_NAMES)  # blas, fused, lanes per route
     assert {"numba:blas@scipy-openblas32", "numba:fused@mkl"} <= set(names)
     options = tune_options(RunOptions(processes=2), cases=5, variants=4, budget=80)
     assert options.budget == 2.0 and options.max_time == 1.0  # 80 s / (5 x 4 x 2) benchmarks

@@ -133,11 +133,12 @@ def run_section(path: Path) -> list[str]:
     """The section of one saved run."""
     rows = read_results(path)
     first = rows[0] if rows else {}
-    lines = [f"## {'Grid `' + first['grid'] + '`' if first.get('grid') else 'Run'}: `{path.name}`", "",
+    counted = ", instruction counts" if first.get("measure") == "instructions" else ""
+    lines = [f"## {'Grid `' + first['grid'] + '`' if first.get('grid') else 'Run'}{counted}: `{path.name}`", "",
              f"Commit {str(first.get('git_commit', ''))[:7] or 'none'}, {first.get('threads')} thread(s) per worker, "
              f"{first.get('processes')} processes per backend, CPU `{first.get('cpu_model')}`, BLAS of NumPy "
              f"`{first.get('blas')}`; {sum(r['status'] == 'ok' for r in rows)} of {len(rows)} benchmarks timed.", ""]
-    if first.get("measure") == "instructions":  # counts: no seconds, so no regimes, wins or peaks
+    if counted:  # counts: no seconds, so no regimes, wins or peaks
         return lines + ["Instructions per timestep (counted under valgrind, one thread; "
                         "[instructions.md](../instructions.md)):", "",
                         markdown(rows, "instructions_per_step", 1.0, spec=",.0f"), ""]

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .forward import BLAS, LANES, PARALLEL, ROW_BLOCK, accumulate, accumulate_at, running
+from .forward import BLAS, LANES, PARALLEL, PROJECT_ROWS, ROW_BLOCK, accumulate, accumulate_at, running
 from .lanes import lanes_backward
 from .cells import gru_grads, lstm_grads, relu_grad, tanh_grad
 from .jit import JIT, LSTM, RNN_RELU, RNN_TANH, mm, mm_tn
@@ -263,7 +263,9 @@ def layer_backward(strategy, mode, fn, threads, inp, h0, c0, out, off, w_ih, w_h
     width = w_hh.shape[0]
     gates_n = width // hidden
     rows = steps * batch
-    big = strategy != PARALLEL  # the products over all steps through the BLAS
+    # the products over all steps through the BLAS, but for fewer than PROJECT_ROWS rows (T * B): a
+    # BLAS's product of so few rows (a rank-1 weight gradient at T = B = 1) is a fraction of the loops' speed
+    big = strategy != PARALLEL and rows >= PROJECT_ROWS
     projecting = w_hr.size > 0
     _previous_states(out, off, h0, active, reverse, hprev)
     g3 = gates.reshape(gates.shape[0], batch, gates_n if gates.size else 0, hidden)

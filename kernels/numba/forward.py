@@ -39,6 +39,13 @@ PROJECT_ROWS = 16
 #: over threads, where the BLAS's threads leave the cores between calls (``Route.openmp``: MKL) and
 #: numba has more than one; below it, starting the threads costs more than the rows.
 PARALLEL_ROWS = 4096
+#: From this many steps, below :data:`LONG_STEPS_HIDDEN` units, even one block of rows goes through the
+#: parallel loop on one thread, where its body compiles to faster code than the plain loop's and the
+#: launch (~1 us) is paid back: rnn_tanh, B = 1, H = 8, T = 1000 ran 134 ns per step in the plain loop,
+#: 49 in the parallel one (docs/numba.md).  From H = 256 a step streams W_hh from L2 or L3 and the plain
+#: loop measured as fast or faster.
+LONG_STEPS = 16
+LONG_STEPS_HIDDEN = 256
 
 
 @numba.njit(inline="always", **JIT)
@@ -336,7 +343,8 @@ def layer_forward(strategy, mode, fn, fc, row_threads, threads, inp, w_ih_t, w_h
     # several blocks through the parallel loop even on one thread (then fused's blocks too): numba
     # compiles its body 3-4x faster than the same blocks in a plain loop (rnn_tanh T = 100, B = 64,
     # H = 8: 0.28 ms against 1.0 ms), which pays its launch (~1 us) back
-    if (strategy == PARALLEL and threads > 1) or (threads == 1 and batch > ROW_BLOCK):
+    short_steps = inp.shape[0] >= LONG_STEPS and c.shape[1] < LONG_STEPS_HIDDEN  # a step is little work
+    if (strategy == PARALLEL and threads > 1) or (threads == 1 and (batch > ROW_BLOCK or short_steps)):
         _blocks_parallel(mode, inp, projected, ax_all, per_step, hh, h, c, m, w_ih_t, w_hh_t, bx, bh, w_hr_t, out,
                          off, active, reverse, keep, cs, tc, mk, ghn, zero_h0)
         return

@@ -20,7 +20,7 @@ from ..lengths import lengths_of
 from ..results.catalog import catalog
 from ..results.files import read_results
 from ..results.schema import number
-from .table import markdown
+from .table import headline, markdown
 from .wins import regime_tables
 
 
@@ -138,10 +138,11 @@ def run_section(path: Path) -> list[str]:
              f"Commit {str(first.get('git_commit', ''))[:7] or 'none'}, {first.get('threads')} thread(s) per worker, "
              f"{first.get('processes')} processes per backend, CPU `{first.get('cpu_model')}`, BLAS of NumPy "
              f"`{first.get('blas')}`; {sum(r['status'] == 'ok' for r in rows)} of {len(rows)} benchmarks timed.", ""]
-    if counted:  # counts: no seconds, so no regimes, wins or peaks
+    if counted:  # counts: no seconds, so no regimes, wins or peaks; the table as a run of counts prints it
+        head = headline(rows)
         return lines + ["Instructions per timestep (counted under valgrind, one thread; "
                         "[instructions.md](../instructions.md)):", "",
-                        markdown(rows, "instructions_per_step", 1.0, spec=",.0f"), ""]
+                        markdown(rows, head["column"], head["scale"], spec=head["spec"]), ""]
     for table in regime_tables(rows):
         lines += [f"Who wins where, {table['title']} (per regime: how often each backend was fastest, and each "
                   "backend's geometric mean of its time over the fastest's on the cases where all were timed):", ""]

@@ -287,7 +287,8 @@ def layer_backward(strategy, mode, fn, threads, inp, h0, c0, out, off, w_ih, w_h
         _, ldg, ldgh, ldh, ldc, ldm = lanes
         lanes_backward(mode, threads, gates, ghn, out, off, hprev, cs, tc, c0, d_out, d_off, dh, dc, dgx3, dgh3, dhp,
                        w_hh_t, w_hr_t, active, reverse, ldg, ldgh, ldh, ldc, ldm)
-    elif (strategy == PARALLEL and threads > 1) or (threads == 1 and batch > ROW_BLOCK):  # as forward's
+    # forward's rule but its long-steps case (LONG_STEPS), which was measured for the forward only
+    elif (strategy == PARALLEL and threads > 1) or (threads == 1 and batch > ROW_BLOCK):
         _backward_parallel(mode, g3, ghn, out, off, hprev, cs, tc, c0, d_out, dh, dmm, dc, dgx3, dgh, dgh3, dhp, w_hh,
                            w_hr, active, reverse)
     else:

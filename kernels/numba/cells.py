@@ -33,6 +33,12 @@ def gru_h(n, z, h):
 
 
 @numba.njit(inline="always", **JIT)
+def relu(v):
+    """max(v, 0), with NaN staying NaN, as torch.relu."""
+    return type(v)(0.0) if v < 0.0 else v
+
+
+@numba.njit(inline="always", **JIT)
 def tanh_grad(dh, h):
     """The gradient of a tanh cell's pre-activation from that of its output ``h``."""
     return dh * (type(h)(1.0) - h * h)

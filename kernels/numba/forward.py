@@ -24,7 +24,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .cells import gru_h, gru_n, lstm_c
+from .cells import gru_h, gru_n, lstm_c, relu
 from .jit import GRU, JIT, LSTM, RNN_RELU, RNN_TANH, act_tanh, mm, mm_packed, sigmoid
 
 BLAS, FUSED, PARALLEL, LANES = 0, 1, 2, 3
@@ -66,8 +66,7 @@ def _update(mode, ax, ax3, ah3, r, q, h, c, b, keep, t, cs, tc, ghn):
             h[b, j] = act_tanh(ax[r, j])
     elif mode == RNN_RELU:
         for j in range(hidden):
-            v = ax[r, j]
-            h[b, j] = type(v)(0.0) if v < 0.0 else v  # NaN stays NaN, as torch.relu
+            h[b, j] = relu(ax[r, j])
     elif mode == LSTM:  # gates in PyTorch's order i, f, g, o
         # all four activations in one loop over the 4H columns: sigmoid(v) = 0.5 * tanh(0.5 * v) + 0.5
         # and tanh(v) = 1 * tanh(1 * v) + 0 (exactly), chosen by column; one loop of 4H instead of four

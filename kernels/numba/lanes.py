@@ -33,7 +33,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .cells import gru_grads, gru_h, gru_n, lstm_c, lstm_grads, relu_grad, tanh_grad
+from .cells import gru_grads, gru_h, gru_n, lstm_c, lstm_grads, relu, relu_grad, tanh_grad
 from .forward import accumulate_cols
 from .jit import GRU, JIT, LSTM, RNN_RELU, RNN_TANH, act_tanh, sigmoid
 
@@ -102,8 +102,7 @@ def _gates_lanes(mode, la3, lah3, cell, lc, c0, c1, keep, t, cs, tc, ghn):
     elif mode == RNN_RELU:
         for j in range(hidden):
             for b in range(c0, c1):
-                v = la3[0, j, b]
-                cell[j, b] = type(v)(0.0) if v < 0.0 else v  # NaN stays NaN, as torch.relu
+                cell[j, b] = relu(la3[0, j, b])
     elif mode == LSTM:
         for j in range(hidden):
             if keep:

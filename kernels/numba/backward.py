@@ -140,47 +140,49 @@ def _idle_rows(dgx3, dgh3, dhp, t, r0, r1):
 
 
 @numba.njit(inline="always", **JIT)
-def _grad_row(mode, t, b, before, started, g3, ghn, out, off, hprev, cs, tc, c0, dm, dh, dc, dgx3, dgh3):
-    """Batch row ``b`` of step ``t`` backwards: from dm (the gradient of the cell's output at
-    step t: dh + d_out[t], times W_hr with a projection, else the very array ``dh``) and dc, the
-    gate gradients ``dgx3[t, b]`` (of the ``x W_ih^T + b_ih`` part) and ``dgh3[t, b]`` (of the
-    ``h W_hh^T + b_hh`` part; the same array as ``dgx3`` except for GRU); ``dh[b]`` becomes the
-    direct part of dh_{t-1} (the product with W_hh is added by the caller) and ``dc[b]`` becomes
-    dc_{t-1}.  ``g3`` (T, B, G, H): the kept gates; c_{t-1} is ``cs[before, b]`` where the row ran
-    the step before (``started``), else c0.  The derivatives of the PyTorch docs' equations, as in
-    :mod:`kernels.numpy_backend`."""
-    hidden = dc.shape[1]
-    if mode == RNN_TANH:
-        for j in range(hidden):
-            dgx3[t, b, 0, j] = tanh_grad(dm[b, j], out[t, b, off + j])
-            dh[b, j] = 0
-    elif mode == RNN_RELU:
-        for j in range(hidden):
-            dgx3[t, b, 0, j] = relu_grad(dm[b, j], out[t, b, off + j])
-            dh[b, j] = 0
-    elif mode == LSTM:
-        for j in range(hidden):
-            cp = cs[before, b, j] if started else c0[b, j]
-            dgx3[t, b, 0, j], dgx3[t, b, 1, j], dgx3[t, b, 2, j], dgx3[t, b, 3, j], dc[b, j] = lstm_grads(
-                dm[b, j], dc[b, j], g3[t, b, 0, j], g3[t, b, 1, j], g3[t, b, 2, j], g3[t, b, 3, j], cp, tc[t, b, j])
-        for j in range(dh.shape[1]):  # h_size wide: P with a projection (dm is then its own array)
-            dh[b, j] = 0
-    else:  # GRU
-        for j in range(hidden):
-            da_r, da_z, da_n, dh[b, j] = gru_grads(dm[b, j], g3[t, b, 0, j], g3[t, b, 1, j], g3[t, b, 2, j],
-                                                   ghn[t, b, j], hprev[t, b, j])
-            dgx3[t, b, 0, j], dgx3[t, b, 1, j], dgx3[t, b, 2, j] = da_r, da_z, da_n
-            dgh3[t, b, 0, j], dgh3[t, b, 1, j], dgh3[t, b, 2, j] = da_r, da_z, da_n * g3[t, b, 0, j]
-
-
-@numba.njit(inline="always", **JIT)
 def _step_rows(mode, steps, t, reverse, active, r0, r1, g3, ghn, out, off, hprev, cs, tc, c0, dm, dh, dc, dgx3, dgh3):
-    """:func:`_grad_row` for rows ``r0:r1`` of step ``t`` (rows that run it)."""
+    """Batch rows ``r0:r1`` of step ``t`` (rows that run it) backwards: from dm (the gradient of
+    the cell's output at step t: dh + d_out[t], times W_hr with a projection, else the very array
+    ``dh``) and dc, the gate gradients ``dgx3[t, b]`` (of the ``x W_ih^T + b_ih`` part) and
+    ``dgh3[t, b]`` (of the ``h W_hh^T + b_hh`` part; the same array as ``dgx3`` except for GRU);
+    ``dh[b]`` becomes the direct part of dh_{t-1} (the product with W_hh is added by the caller)
+    and ``dc[b]`` becomes dc_{t-1}.  ``g3`` (T, B, G, H): the kept gates; c_{t-1} is
+    ``cs[before, b]`` where the row ran the step before, else c0.  The derivatives of the PyTorch
+    docs' equations, as in :mod:`kernels.numpy_backend`.
+
+    The loop over rows is inside each branch of ``mode``, not around a call per row: an inlined
+    call with array arguments costs an atomic increment and decrement of each array's count per
+    call (:func:`kernels.numba.forward._update`)."""
     before = t + 1 if reverse else t - 1
     first = (t == steps - 1) if reverse else (t == 0)
-    for b in range(r0, r1):
-        started = (not first) and b < active[before]
-        _grad_row(mode, t, b, before, started, g3, ghn, out, off, hprev, cs, tc, c0, dm, dh, dc, dgx3, dgh3)
+    hidden = dc.shape[1]
+    if mode == RNN_TANH:
+        for b in range(r0, r1):
+            for j in range(hidden):
+                dgx3[t, b, 0, j] = tanh_grad(dm[b, j], out[t, b, off + j])
+                dh[b, j] = 0
+    elif mode == RNN_RELU:
+        for b in range(r0, r1):
+            for j in range(hidden):
+                dgx3[t, b, 0, j] = relu_grad(dm[b, j], out[t, b, off + j])
+                dh[b, j] = 0
+    elif mode == LSTM:
+        for b in range(r0, r1):
+            started = (not first) and b < active[before]
+            for j in range(hidden):
+                cp = cs[before, b, j] if started else c0[b, j]
+                dgx3[t, b, 0, j], dgx3[t, b, 1, j], dgx3[t, b, 2, j], dgx3[t, b, 3, j], dc[b, j] = lstm_grads(
+                    dm[b, j], dc[b, j], g3[t, b, 0, j], g3[t, b, 1, j], g3[t, b, 2, j], g3[t, b, 3, j], cp,
+                    tc[t, b, j])
+            for j in range(dh.shape[1]):  # h_size wide: P with a projection (dm is then its own array)
+                dh[b, j] = 0
+    else:  # GRU
+        for b in range(r0, r1):
+            for j in range(hidden):
+                da_r, da_z, da_n, dh[b, j] = gru_grads(dm[b, j], g3[t, b, 0, j], g3[t, b, 1, j], g3[t, b, 2, j],
+                                                       ghn[t, b, j], hprev[t, b, j])
+                dgx3[t, b, 0, j], dgx3[t, b, 1, j], dgx3[t, b, 2, j] = da_r, da_z, da_n
+                dgh3[t, b, 0, j], dgh3[t, b, 1, j], dgh3[t, b, 2, j] = da_r, da_z, da_n * g3[t, b, 0, j]
 
 
 @numba.njit(inline="always", **JIT)

@@ -11,13 +11,22 @@ from __future__ import annotations
 
 import numba
 
-from .jit import JIT, act_tanh
+from .jit import JIT, act_tanh, sigmoid
 
 
 @numba.njit(inline="always", **JIT)
 def lstm_c(i, f, g, c):
     """LSTM's c_t from its gates' activations and c_{t-1}."""
     return f * c + i * g
+
+
+@numba.njit(inline="always", **JIT)
+def lstm_gates(ai, af, ag, ao, c):
+    """LSTM's unit from its four pre-activations and c_{t-1}: the gates' activations i, f, g, o,
+    c_t and tanh(c_t) (the output is ``o * tanh(c_t)``)."""
+    i, f, g, o = sigmoid(ai), sigmoid(af), act_tanh(ag), sigmoid(ao)
+    ct = lstm_c(i, f, g, c)
+    return i, f, g, o, ct, act_tanh(ct)
 
 
 @numba.njit(inline="always", **JIT)

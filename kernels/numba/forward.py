@@ -49,57 +49,69 @@ LONG_STEPS_HIDDEN = 256
 
 
 @numba.njit(inline="always", **JIT)
-def _update(mode, ax, ax3, ah3, r, q, h, c, b, keep, t, cs, tc, ghn):
-    """Row ``r`` of ``ax``, ``q`` of ``ah3``, batch row ``b``: its state update in place, as in the
-    PyTorch docs' equations for nn.RNN, nn.LSTM and nn.GRU.  ``ax`` (R, G*H) and ``ax3`` (R, G, H),
-    two views of one buffer: the gate pre-activations, both products and both biases, except for
-    GRU, where they hold x W_ih^T + b_ih and ``ah3`` (Q, G, H) holds h W_hh^T + b_hh (b_hn stays
-    inside r * (...)).  ``ax`` becomes the gates' activations; ``h`` (B, H) the cell's output, ``c``.
-    With ``keep``, step ``t``'s c_t, tanh(c_t) (LSTM) and W_hn h + b_hn (GRU) are stored.
+def _update(mode, ax, ax3, ah3, r0, q0, h, c, b0, rows, keep, t, cs, tc, ghn):
+    """Rows ``r0:r0 + rows`` of ``ax``, ``q0:`` of ``ah3``, batch rows ``b0:``: their state update in
+    place, as in the PyTorch docs' equations for nn.RNN, nn.LSTM and nn.GRU.  ``ax`` (R, G*H) and
+    ``ax3`` (R, G, H), two views of one buffer: the gate pre-activations, both products and both
+    biases, except for GRU, where they hold x W_ih^T + b_ih and ``ah3`` (Q, G, H) holds
+    h W_hh^T + b_hh (b_hn stays inside r * (...)).  ``ax`` becomes the gates' activations; ``h``
+    (B, H) the cell's output, ``c``.  With ``keep``, step ``t``'s c_t, tanh(c_t) (LSTM) and
+    W_hn h + b_hn (GRU) are stored.
 
-    Written for LLVM's vectorizer: a gate is indexed as ``ax3[r, gate, j]``, not
-    ``ax[r, 2 * H + j]`` (numba's negative-index check would stay in the loop) and not through a
-    view per gate (views made in one branch of ``mode`` cost reference counting on every step)."""
+    Written for LLVM's vectorizer and numba's reference counting: the loop over rows is inside
+    each branch of ``mode``, not around a call per row (an inlined call with array arguments
+    costs an atomic increment and decrement of each array's count per call, which numba could
+    not prune here: rnn_tanh at B = 64, H = 64 spent 3.4 us per step on them, 0.6 on the
+    gates); a gate is indexed as ``ax3[r, gate, j]``, not ``ax[r, 2 * H + j]`` (numba's
+    negative-index check would stay in the loop) and not through a view per gate."""
     hidden = h.shape[1]
     if mode == RNN_TANH:
-        for j in range(hidden):
-            h[b, j] = act_tanh(ax[r, j])
+        for i in range(rows):
+            r, b = r0 + i, b0 + i
+            for j in range(hidden):
+                h[b, j] = act_tanh(ax[r, j])
     elif mode == RNN_RELU:
-        for j in range(hidden):
-            h[b, j] = relu(ax[r, j])
+        for i in range(rows):
+            r, b = r0 + i, b0 + i
+            for j in range(hidden):
+                h[b, j] = relu(ax[r, j])
     elif mode == LSTM:  # gates in PyTorch's order i, f, g, o
-        # all four activations in one loop over the 4H columns: sigmoid(v) = 0.5 * tanh(0.5 * v) + 0.5
-        # and tanh(v) = 1 * tanh(1 * v) + 0 (exactly), chosen by column; one loop of 4H instead of four
-        # of H keeps small H on the vector path (a loop of 8 runs scalar)
-        for j in range(4 * hidden):
-            v = ax[r, j]
-            s = type(v)(1.0) if (j >= 2 * hidden) and (j < 3 * hidden) else type(v)(0.5)
-            ax[r, j] = s * act_tanh(s * v) + (type(v)(1.0) - s)
-        if keep:
-            for j in range(hidden):
-                cj = lstm_c(ax3[r, 0, j], ax3[r, 1, j], ax3[r, 2, j], c[b, j])
-                c[b, j] = cj
-                tj = act_tanh(cj)
-                cs[t, b, j] = cj
-                tc[t, b, j] = tj
-                h[b, j] = ax3[r, 3, j] * tj
-        else:
-            for j in range(hidden):
-                cj = lstm_c(ax3[r, 0, j], ax3[r, 1, j], ax3[r, 2, j], c[b, j])
-                c[b, j] = cj
-                h[b, j] = ax3[r, 3, j] * act_tanh(cj)
+        for i in range(rows):
+            r, b = r0 + i, b0 + i
+            # all four activations in one loop over the 4H columns: sigmoid(v) = 0.5 * tanh(0.5 * v) + 0.5
+            # and tanh(v) = 1 * tanh(1 * v) + 0 (exactly), chosen by column; one loop of 4H instead of
+            # four of H keeps small H on the vector path (a loop of 8 runs scalar)
+            for j in range(4 * hidden):
+                v = ax[r, j]
+                s = type(v)(1.0) if (j >= 2 * hidden) and (j < 3 * hidden) else type(v)(0.5)
+                ax[r, j] = s * act_tanh(s * v) + (type(v)(1.0) - s)
+            if keep:
+                for j in range(hidden):
+                    cj = lstm_c(ax3[r, 0, j], ax3[r, 1, j], ax3[r, 2, j], c[b, j])
+                    c[b, j] = cj
+                    tj = act_tanh(cj)
+                    cs[t, b, j] = cj
+                    tc[t, b, j] = tj
+                    h[b, j] = ax3[r, 3, j] * tj
+            else:
+                for j in range(hidden):
+                    cj = lstm_c(ax3[r, 0, j], ax3[r, 1, j], ax3[r, 2, j], c[b, j])
+                    c[b, j] = cj
+                    h[b, j] = ax3[r, 3, j] * act_tanh(cj)
     else:  # GRU: r, z, n
-        for j in range(hidden):
-            ax3[r, 0, j] = sigmoid(ax3[r, 0, j] + ah3[q, 0, j])
-        for j in range(hidden):
-            ax3[r, 1, j] = sigmoid(ax3[r, 1, j] + ah3[q, 1, j])
-        for j in range(hidden):
-            n = gru_n(ax3[r, 2, j], ax3[r, 0, j], ah3[q, 2, j])
-            ax3[r, 2, j] = n
-            h[b, j] = gru_h(n, ax3[r, 1, j], h[b, j])
-        if keep:
+        for i in range(rows):
+            r, q, b = r0 + i, q0 + i, b0 + i
             for j in range(hidden):
-                ghn[t, b, j] = ah3[q, 2, j]
+                ax3[r, 0, j] = sigmoid(ax3[r, 0, j] + ah3[q, 0, j])
+            for j in range(hidden):
+                ax3[r, 1, j] = sigmoid(ax3[r, 1, j] + ah3[q, 1, j])
+            for j in range(hidden):
+                n = gru_n(ax3[r, 2, j], ax3[r, 0, j], ah3[q, 2, j])
+                ax3[r, 2, j] = n
+                h[b, j] = gru_h(n, ax3[r, 1, j], h[b, j])
+            if keep:
+                for j in range(hidden):
+                    ghn[t, b, j] = ah3[q, 2, j]
 
 
 @numba.njit(inline="always", **JIT)
@@ -181,22 +193,24 @@ def _zero_rows(a, r0, r1):
 
 
 @numba.njit(inline="always", **JIT)
-def _finish_row(mode, ax, ax4, hh, hh3, bx, bh, cell, c, t, b, keep, cs, tc, ghn):
-    """Batch row ``b`` of step ``t`` after the step's product: biases, gates, and the cell's new
-    output in ``cell[b]``.  ``ax`` (B, G*H) and ``ax4`` (B, G, H): two views of the step's
+def _finish_rows(mode, ax, ax4, hh, hh3, bx, bh, cell, c, t, b0, b1, keep, cs, tc, ghn):
+    """Batch rows ``b0:b1`` of step ``t`` after the step's product: biases, gates, and the cell's
+    new output in ``cell[b0:b1]``.  ``ax`` (B, G*H) and ``ax4`` (B, G, H): two views of the step's
     pre-activations."""
-    for j in range(bx.shape[0]):
-        ax[b, j] += bx[j]
+    for b in range(b0, b1):
+        for j in range(bx.shape[0]):
+            ax[b, j] += bx[j]
     if mode == GRU:
-        for j in range(bh.shape[0]):
-            hh[b, j] += bh[j]
-    _update(mode, ax, ax4, hh3, b, b, cell, c, b, keep, t, cs, tc, ghn)
+        for b in range(b0, b1):
+            for j in range(bh.shape[0]):
+                hh[b, j] += bh[j]
+    _update(mode, ax, ax4, hh3, b0, b0, cell, c, b0, b1 - b0, keep, t, cs, tc, ghn)
 
 
 @numba.njit(parallel=True, **JIT)
 def _finish_rows_parallel(mode, ax, ax4, hh, hh3, bx, bh, cell, c, t, rows, keep, cs, tc, ghn):
     for b in numba.prange(rows):  # rows are independent: deterministic
-        _finish_row(mode, ax, ax4, hh, hh3, bx, bh, cell, c, t, b, keep, cs, tc, ghn)
+        _finish_rows(mode, ax, ax4, hh, hh3, bx, bh, cell, c, t, b, b + 1, keep, cs, tc, ghn)
 
 
 @numba.njit(**JIT)
@@ -231,8 +245,7 @@ def _layer_blas(mode, fn, fc, row_threads, threads, inp, w_ih_t, w_hh_t, bx, bh,
         if row_threads and threads > 1 and rows * hidden >= PARALLEL_ROWS:
             _finish_rows_parallel(mode, ax, ax4, hh, hh3, bx, bh, cell, c, t, rows, keep, cs, tc, ghn)
         else:
-            for b in range(rows):
-                _finish_row(mode, ax, ax4, hh, hh3, bx, bh, cell, c, t, b, keep, cs, tc, ghn)
+            _finish_rows(mode, ax, ax4, hh, hh3, bx, bh, cell, c, t, 0, rows, keep, cs, tc, ghn)
         if projecting:
             mm(fn, cell[:rows], w_hr_t, h[:rows], 0)
             if keep:
@@ -297,15 +310,13 @@ def _block(mode, inp, projected, ax_all, per_step, ah_all, h, c, m, w_ih_t, w_hh
                 accumulate_at(ax2, a0, h, r0, w_hh_t, rows)
         if projecting:
             cell = mk[t] if keep else m
-            for r in range(rows):
-                _update(mode, ax2, ax3, ah3, a0 + r, r0 + r, cell, c, r0 + r, keep, t, cs, tc, ghn)
+            _update(mode, ax2, ax3, ah3, a0, r0, cell, c, r0, rows, keep, t, cs, tc, ghn)
             _zero_rows(h, r0, r0 + rows)
             accumulate_at(h, r0, cell, r0, w_hr_t, rows)
             if keep:
                 _zero_rows(cell, r0 + rows, r1)
         else:
-            for r in range(rows):
-                _update(mode, ax2, ax3, ah3, a0 + r, r0 + r, h, c, r0 + r, keep, t, cs, tc, ghn)
+            _update(mode, ax2, ax3, ah3, a0, r0, h, c, r0, rows, keep, t, cs, tc, ghn)
         _emit(out, off, h, t, r0, r1, rows)
 
 

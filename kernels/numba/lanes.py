@@ -33,7 +33,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .cells import gru_grads, gru_h, gru_n, lstm_c, lstm_grads, relu, relu_grad, tanh_grad
+from .cells import gru_grads, gru_h, gru_n, lstm_gates, lstm_grads, relu, relu_grad, tanh_grad
 from .forward import accumulate_cols
 from .jit import GRU, JIT, LSTM, RNN_RELU, RNN_TANH, act_tanh, sigmoid
 
@@ -74,20 +74,6 @@ def _zero_cols(a, c0, c1):
 
 
 @numba.njit(inline="always", **JIT)
-def _lstm_col(la3, lc, cell, j, b):
-    """LSTM's unit ``j`` of column ``b``: the activations in ``la3`` (G, H, B), c_t in ``lc``,
-    the cell's output in ``cell``; returns (c_t, tanh(c_t))."""
-    i, f = sigmoid(la3[0, j, b]), sigmoid(la3[1, j, b])
-    g, o = act_tanh(la3[2, j, b]), sigmoid(la3[3, j, b])
-    la3[0, j, b], la3[1, j, b], la3[2, j, b], la3[3, j, b] = i, f, g, o
-    cj = lstm_c(i, f, g, lc[j, b])
-    tj = act_tanh(cj)
-    lc[j, b] = cj
-    cell[j, b] = o * tj
-    return cj, tj
-
-
-@numba.njit(inline="always", **JIT)
 def _gates_lanes(mode, la3, lah3, cell, lc, c0, c1, keep, t, cs, tc, ghn):
     """Columns ``c0:c1`` of one step: ``la3`` (G, H, B) holds the pre-activations (GRU: of the x
     part, ``lah3`` the h part with b_hh) and becomes the gates' activations; ``cell`` (H, B) the
@@ -104,13 +90,17 @@ def _gates_lanes(mode, la3, lah3, cell, lc, c0, c1, keep, t, cs, tc, ghn):
             for b in range(c0, c1):
                 cell[j, b] = relu(la3[0, j, b])
     elif mode == LSTM:
-        for j in range(hidden):
+        for j in range(hidden):  # a scalar function per unit: a call with arrays costs their counts per call
             if keep:
                 for b in range(c0, c1):
-                    cs[t, j, b], tc[t, j, b] = _lstm_col(la3, lc, cell, j, b)
+                    i, f, g, o, cj, tj = lstm_gates(la3[0, j, b], la3[1, j, b], la3[2, j, b], la3[3, j, b], lc[j, b])
+                    la3[0, j, b], la3[1, j, b], la3[2, j, b], la3[3, j, b] = i, f, g, o
+                    lc[j, b], cell[j, b], cs[t, j, b], tc[t, j, b] = cj, o * tj, cj, tj
             else:
                 for b in range(c0, c1):
-                    _lstm_col(la3, lc, cell, j, b)
+                    i, f, g, o, cj, tj = lstm_gates(la3[0, j, b], la3[1, j, b], la3[2, j, b], la3[3, j, b], lc[j, b])
+                    la3[0, j, b], la3[1, j, b], la3[2, j, b], la3[3, j, b] = i, f, g, o
+                    lc[j, b], cell[j, b] = cj, o * tj
     else:  # GRU: r, z, n
         for j in range(hidden):
             for b in range(c0, c1):

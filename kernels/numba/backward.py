@@ -22,7 +22,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .forward import BLAS, LANES, PARALLEL, PROJECT_ROWS, ROW_BLOCK, accumulate, accumulate_at, running
+from .forward import BLAS, LANES, PARALLEL, PROJECT_ROWS, ROW_BLOCK, accumulate, accumulate_at, running, through_prange
 from .lanes import lanes_backward
 from .cells import gru_grads, lstm_grads, relu_grad, tanh_grad
 from .jit import JIT, LSTM, RNN_RELU, RNN_TANH, mm, mm_tn
@@ -289,8 +289,7 @@ def layer_backward(strategy, mode, fn, threads, inp, h0, c0, out, off, w_ih, w_h
         _, ldg, ldgh, ldh, ldc, ldm = lanes
         lanes_backward(mode, threads, gates, ghn, out, off, hprev, cs, tc, c0, d_out, d_off, dh, dc, dgx3, dgh3, dhp,
                        w_hh_t, w_hr_t, active, reverse, ldg, ldgh, ldh, ldc, ldm)
-    # forward's rule but its long-steps case (LONG_STEPS), which was measured for the forward only
-    elif (strategy == PARALLEL and threads > 1) or (threads == 1 and batch > ROW_BLOCK):
+    elif through_prange(strategy, threads, batch, steps, hidden):
         _backward_parallel(mode, g3, ghn, out, off, hprev, cs, tc, c0, d_out, dh, dmm, dc, dgx3, dgh, dgh3, dhp, w_hh,
                            w_hr, active, reverse)
     else:

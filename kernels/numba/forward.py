@@ -42,8 +42,8 @@ PARALLEL_ROWS = 4096
 #: From this many steps, below :data:`LONG_STEPS_HIDDEN` units, even one block of rows goes through the
 #: parallel loop on one thread, where its body compiles to faster code than the plain loop's and the
 #: launch (~1 us) is paid back: rnn_tanh, B = 1, H = 8, T = 1000 ran 134 ns per step in the plain loop,
-#: 49 in the parallel one (docs/numba.md).  From H = 256 a step streams W_hh from L2 or L3 and the plain
-#: loop measured as fast or faster.
+#: 49 in the parallel one; its forward_backward 266 against 110 (docs/numba.md).  From H = 256 a step
+#: streams W_hh from L2 or L3 and the plain loop measured as fast or faster.  :func:`through_prange`.
 LONG_STEPS = 16
 LONG_STEPS_HIDDEN = 256
 
@@ -170,6 +170,18 @@ def running(active, t, r0, r1):
     """How many of batch rows ``r0:r1`` run step ``t``: rows are sorted by decreasing length, so
     they are the first ones of the block (kernels.stack.Packing)."""
     return min(max(active[t] - r0, 0), r1 - r0)
+
+
+@numba.njit(inline="always", **JIT)
+def through_prange(strategy, threads, batch, steps, hidden):
+    """Whether the loop strategies (``fused``, ``parallel``; forward and backward) run their blocks
+    of rows through the ``prange`` loop: over threads where ``parallel`` has more than one, and on
+    one thread where there are several blocks, or from :data:`LONG_STEPS` steps below
+    :data:`LONG_STEPS_HIDDEN` units (a step is little work).  numba compiles that loop's body to
+    code several times faster than the same blocks in a plain loop (rnn_tanh T = 100, B = 64,
+    H = 8: 0.28 ms against 1.0 ms; docs/numba.md), which pays its launch (~1 us) back."""
+    short_steps = steps >= LONG_STEPS and hidden < LONG_STEPS_HIDDEN
+    return (strategy == PARALLEL and threads > 1) or (threads == 1 and (batch > ROW_BLOCK or short_steps))
 
 
 @numba.njit(inline="always", **JIT)
@@ -350,11 +362,7 @@ def layer_forward(strategy, mode, fn, fc, row_threads, threads, inp, w_ih_t, w_h
     if projected:  # one BLAS call; the loops below then have half the work
         _project(fn, inp, w_ih_t, ax_all)
     per_step = projected or gates.size > 0
-    # several blocks through the parallel loop even on one thread (then fused's blocks too): numba
-    # compiles its body 3-4x faster than the same blocks in a plain loop (rnn_tanh T = 100, B = 64,
-    # H = 8: 0.28 ms against 1.0 ms), which pays its launch (~1 us) back
-    short_steps = inp.shape[0] >= LONG_STEPS and c.shape[1] < LONG_STEPS_HIDDEN  # a step is little work
-    if (strategy == PARALLEL and threads > 1) or (threads == 1 and (batch > ROW_BLOCK or short_steps)):
+    if through_prange(strategy, threads, batch, inp.shape[0], c.shape[1]):
         _blocks_parallel(mode, inp, projected, ax_all, per_step, hh, h, c, m, w_ih_t, w_hh_t, bx, bh, w_hr_t, out,
                          off, active, reverse, keep, cs, tc, mk, ghn, zero_h0)
         return

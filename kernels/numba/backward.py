@@ -35,14 +35,31 @@ SUM_BLOCK = 2048
 
 
 @numba.njit(inline="always", **JIT)
-def _accumulate_tn(acc, a, b):
-    """``acc += a^T @ b`` as loops, for ``a`` (K, M), ``b`` (K, N), ``acc`` (M, N) C-contiguous;
-    the inner loop runs over a contiguous row of ``b`` and ``acc``."""
-    for k in range(a.shape[0]):
-        for m in range(a.shape[1]):
+def _product_tn_loops(out, a, b):
+    """``out = a^T @ b`` as loops, for ``a`` (K, M), ``b`` (K, N), ``out`` (M, N) C-contiguous, K
+    small (below :data:`kernels.numba.forward.PROJECT_ROWS`): row by row of ``out``, the first
+    row of ``b`` setting it and the others adding to it while it is in L1, so ``out`` is written
+    once and never zeroed first (a weight gradient is megabytes: a pass over it per k, or one
+    that only zeroes it, was most of a T = 1 backward's time); each element sums k in order."""
+    if a.shape[0] == 0:
+        out[:] = 0
+        return
+    depth, width = a.shape[0], b.shape[1]
+    for m in range(a.shape[1]):
+        a0m = a[0, m]
+        for j in range(width):
+            out[m, j] = a0m * b[0, j]
+        k = 1
+        while k + 4 <= depth:  # four rows of b per pass over the row of out: a quarter of its loads and stores
+            a_0, a_1, a_2, a_3 = a[k, m], a[k + 1, m], a[k + 2, m], a[k + 3, m]
+            for j in range(width):
+                out[m, j] = out[m, j] + a_0 * b[k, j] + a_1 * b[k + 1, j] + a_2 * b[k + 2, j] + a_3 * b[k + 3, j]
+            k += 4
+        while k < depth:
             akm = a[k, m]
-            for j in range(b.shape[1]):
-                acc[m, j] += akm * b[k, j]
+            for j in range(width):
+                out[m, j] += akm * b[k, j]
+            k += 1
 
 
 @numba.njit(inline="always", **JIT)
@@ -90,8 +107,7 @@ def _product_tn_block(fn, use_blas, a, b, out):
     if use_blas:
         mm_tn(fn, a, b, out)
     else:
-        out[:] = 0
-        _accumulate_tn(out, a, b)
+        _product_tn_loops(out, a, b)
 
 
 @numba.njit(**JIT)

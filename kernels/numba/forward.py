@@ -42,8 +42,8 @@ PARALLEL_ROWS = 4096
 #: From this many steps, below :data:`LONG_STEPS_HIDDEN` units, even one block of rows goes through the
 #: parallel loop on one thread, where its body compiles to faster code than the plain loop's and the
 #: launch (~1 us) is paid back: rnn_tanh, B = 1, H = 8, T = 1000 ran 134 ns per step in the plain loop,
-#: 49 in the parallel one; its forward_backward 266 against 110 (docs/numba.md).  From H = 256 a step
-#: streams W_hh from L2 or L3 and the plain loop measured as fast or faster.  :func:`through_prange`.
+#: 49 in the parallel one (docs/numba.md, forward and backward).  From H = 256 a step streams W_hh
+#: from L2 or L3 and the plain loop measured as fast or faster.  :func:`through_prange`.
 LONG_STEPS = 16
 LONG_STEPS_HIDDEN = 256
 
@@ -60,10 +60,10 @@ def _update(mode, ax, ax3, ah3, r0, q0, h, c, b0, rows, keep, t, cs, tc, ghn):
 
     Written for LLVM's vectorizer and numba's reference counting: the loop over rows is inside
     each branch of ``mode``, not around a call per row (an inlined call with array arguments
-    costs an atomic increment and decrement of each array's count per call, which numba could
-    not prune here: rnn_tanh at B = 64, H = 64 spent 3.4 us per step on them, 0.6 on the
-    gates); a gate is indexed as ``ax3[r, gate, j]``, not ``ax[r, 2 * H + j]`` (numba's
-    negative-index check would stay in the loop) and not through a view per gate."""
+    costs an atomic increment and decrement of each array's count per call, which numba does
+    not prune across these branches; docs/numba.md has what that cost); a gate is indexed as
+    ``ax3[r, gate, j]``, not ``ax[r, 2 * H + j]`` (numba's negative-index check would stay in
+    the loop) and not through a view per gate."""
     hidden = h.shape[1]
     if mode == RNN_TANH:
         for i in range(rows):
@@ -178,8 +178,8 @@ def through_prange(strategy, threads, batch, steps, hidden):
     of rows through the ``prange`` loop: over threads where ``parallel`` has more than one, and on
     one thread where there are several blocks, or from :data:`LONG_STEPS` steps below
     :data:`LONG_STEPS_HIDDEN` units (a step is little work).  numba compiles that loop's body to
-    code several times faster than the same blocks in a plain loop (rnn_tanh T = 100, B = 64,
-    H = 8: 0.28 ms against 1.0 ms; docs/numba.md), which pays its launch (~1 us) back."""
+    code several times faster than the same blocks in a plain loop (measured in docs/numba.md),
+    which pays its launch (~1 us) back."""
     short_steps = steps >= LONG_STEPS and hidden < LONG_STEPS_HIDDEN
     return (strategy == PARALLEL and threads > 1) or (threads == 1 and (batch > ROW_BLOCK or short_steps))
 
@@ -221,8 +221,12 @@ def _finish_rows(mode, ax, ax4, hh, hh3, bx, bh, cell, c, t, b0, b1, keep, cs, t
 
 @numba.njit(parallel=True, **JIT)
 def _finish_rows_parallel(mode, ax, ax4, hh, hh3, bx, bh, cell, c, t, rows, keep, cs, tc, ghn):
-    for b in numba.prange(rows):  # rows are independent: deterministic
-        _finish_rows(mode, ax, ax4, hh, hh3, bx, bh, cell, c, t, b, b + 1, keep, cs, tc, ghn)
+    """:func:`_finish_rows` over numba's threads in blocks of :data:`ROW_BLOCK` rows (one call per
+    block, not per row: a call costs its arrays' reference counts); rows are independent, so the
+    result is the serial one."""
+    for i in numba.prange((rows + ROW_BLOCK - 1) // ROW_BLOCK):
+        b0 = i * ROW_BLOCK
+        _finish_rows(mode, ax, ax4, hh, hh3, bx, bh, cell, c, t, b0, min(b0 + ROW_BLOCK, rows), keep, cs, tc, ghn)
 
 
 @numba.njit(**JIT)

@@ -25,6 +25,17 @@ def test_selection_rule(hidden, batch, expected):
     assert choose_strategy(CellSpec("lstm", hidden, hidden), batch) == expected
 
 
+@pytest.mark.parametrize(
+    "hidden, batch, pass_, expected",
+    [(256, 1, "forward", "blas"), (1024, 4, "forward", "blas"), (64, 1, "forward", "fused"),
+     (8, 1, "forward", "parallel"), (256, 1, "forward_backward", "fused"), (8, 64, "forward", "lanes")],
+)
+def test_selection_rule_where_the_route_tiles(hidden, batch, pass_, expected):
+    """A forward of a few rows goes to ``blas`` from H = 256 where the route multiplies tiles
+    unpacked; the backward's products are not tiled, so forward_backward keeps ``fused``."""
+    assert choose_strategy(CellSpec("lstm", hidden, hidden), batch, 10, pass_, tiles=True) == expected
+
+
 def test_forcing_a_strategy_by_name():
     for s in STRATEGIES:
         backend = get_backend(f"numba:{s}")
@@ -46,8 +57,10 @@ def test_plain_numba_runs_the_strategy_the_rule_chooses(hidden, batch, monkeypat
     weights = init_weights(spec)
     x, hx = make_inputs(spec, 4, batch, True)
     auto = get_backend("numba").forward(spec, weights, x, hx)[0]
-    chosen = choose_strategy(spec, batch)
-    forced = f"{chosen}@{rule_route().name}" if chosen in ROUTED else chosen  # on the rule's route
+    route = rule_route()  # where it tiles (an OpenBLAS of AVX-512 kernels), B = 1 at H = 256 runs blas
+    tiles = route is not None and route.tiles(hidden, 3 * hidden, batch, spec.dtype) is not None
+    chosen = choose_strategy(spec, batch, 4, "forward", tiles)
+    forced = f"{chosen}@{route.name}" if chosen in ROUTED else chosen  # on the rule's route
     np.testing.assert_array_equal(auto, get_backend(f"numba:{forced}").forward(spec, weights, x, hx)[0])
     others = [get_backend(f"numba:{s}").forward(spec, weights, x, hx)[0] for s in STRATEGIES if s != chosen]
     assert any(not np.array_equal(auto, o) for o in others), "strategies agree bitwise here: the test proves nothing"

@@ -18,7 +18,7 @@ import json
 import os
 from pathlib import Path
 
-from kernels.numba import ROUTED, STRATEGIES, choose_strategy
+from kernels.numba import ROUTED, STRATEGIES, blas, choose_strategy
 from kernels.numba.backend import rule_route_order
 from kernels.numba.blas import ROUTE_NAMES
 from kernels.numba.plan import FORMAT, PLAN_ENV, VERSION
@@ -107,11 +107,13 @@ def rule_variant(case: Case, routes_here: list[str]) -> str:
     """What plain ``numba`` runs at ``case`` without a plan: the rule's strategy, on the first route
     of ``routes_here`` in the rule's order (:func:`kernels.numba.backend.rule_route_order`) for a
     strategy that calls a BLAS."""
-    strategy = choose_strategy(case.spec, case.batch, case.timesteps, case.pass_)
-    if strategy not in ROUTED or not routes_here:
-        return strategy
-    route = next(name for name in rule_route_order() + tuple(routes_here) if name in routes_here)
-    return f"{strategy}@{route}"
+    route = next((name for name in rule_route_order() + tuple(routes_here) if name in routes_here), None)
+    found = blas.route(route) if route else None
+    spec = case.spec
+    tiles = found is not None and found.tiles(spec.h_size, spec.gates * spec.hidden_size, case.batch,
+                                              spec.dtype) is not None
+    strategy = choose_strategy(spec, case.batch, case.timesteps, case.pass_, tiles)
+    return f"{strategy}@{route}" if strategy in ROUTED and route else strategy
 
 
 def summary(plan: dict, cases: list[Case], rows: list[dict]) -> list[str]:

@@ -5,8 +5,9 @@
   speedups (Appleyard et al. 2016, "Optimizing performance of recurrent
   neural networks on GPUs") -- then per step only the recurrent product
   ``h W_hh^T``, added onto that step's projection by the BLAS itself
-  (beta = 1), with W_hh^T packed once where the BLAS can pack (MKL), then one
-  pass per batch row for biases and gates, rows spread over threads where
+  (beta = 1), with W_hh^T packed once where the BLAS can pack (MKL), or cut
+  once into tiles whose products OpenBLAS takes without packing
+  (:meth:`kernels.numba.blas.Route.tiles`), then one pass per batch row for biases and gates, rows spread over threads where
   the BLAS's own threads leave the cores between calls (MKL's OpenMP ones
   do; OpenBLAS's spin).  The BLAS is reached through
   :mod:`kernels.numba.blas` (MKL inside torch by default; SciPy's OpenBLAS).  For
@@ -79,21 +80,28 @@ LAUNCH_LOCK = threading.Lock()
 NO_BLAS = blas.Route("none", "", {})
 
 
-def choose_strategy(spec, batch: int, timesteps: int | None = None, pass_: str = "forward") -> str:
-    """The strategy for ``spec`` at batch size ``batch`` (the same for every ``timesteps`` and
-    pass: each step's work decides, and the backward's per-step products are the forward's
-    transposed).
+def choose_strategy(spec, batch: int, timesteps: int | None = None, pass_: str = "forward",
+                    tiles: bool = False) -> str:
+    """The strategy for ``spec`` at batch size ``batch`` and pass ``pass_`` (the same for every
+    ``timesteps``: each step's work decides).  ``tiles``: whether the BLAS route the strategy would
+    call multiplies tiles of W_hh^T unpacked in this dtype (:meth:`kernels.numba.blas.Route.tiles`).
 
-    Rule: with at most :data:`FEW_ROWS` rows, ``fused`` from H = 64 -- a step is a matrix-vector
-    product, which the loops stream at the cache's bandwidth while a BLAS call per step adds its
-    fixed cost -- else ``parallel``, which calls no BLAS at all (at T = 1 not even for the
-    projection); from :data:`LANES_ROWS` rows and up to :data:`LANES_HIDDEN` units, ``lanes``,
-    whose loops run over the batch and so fill the vectors where H would not; else ``blas`` once
-    H >= 256 or B * H >= 4096, where one product per step reuses each weight across the batch and
-    the BLAS call's fixed cost is paid back, else ``parallel``.  Evidence: ``python -m bench run --grid strategies`` with every strategy
-    forced (docs/speed.md, "Numba strategies"), and docs/numba.md for this rule's measurements.
+    Rule: with at most :data:`FEW_ROWS` rows, ``blas`` for the forward from H = :data:`TILES_HIDDEN`
+    where the route tiles (a tile's product streams W_hh^T faster than the loops do), else
+    ``fused`` from H = 64 -- a step is a matrix-vector product, which the loops stream at the
+    cache's bandwidth while a BLAS call per step adds its fixed cost -- else ``parallel``, which
+    calls no BLAS at all (at T = 1 not even for the projection); from :data:`LANES_ROWS` rows and
+    up to :data:`LANES_HIDDEN` units, ``lanes``, whose loops run over the batch and so fill the
+    vectors where H would not; else ``blas`` once H >= 256 or B * H >= 4096, where one product per
+    step reuses each weight across the batch and the BLAS call's fixed cost is paid back, else
+    ``parallel``.  (The backward's per-step products of a few rows are not tiled, so
+    ``forward_backward`` keeps ``fused`` there.)  Evidence: ``python -m bench run --grid
+    strategies`` with every strategy forced (docs/speed.md, "Numba strategies"), and
+    docs/numba.md for this rule's measurements.
     """
     if batch <= FEW_ROWS:
+        if tiles and pass_ == "forward" and spec.hidden_size >= TILES_HIDDEN:
+            return "blas"
         return "fused" if spec.hidden_size >= 64 else "parallel"
     if batch >= LANES_ROWS and spec.hidden_size <= LANES_HIDDEN:
         return "lanes"
@@ -102,6 +110,9 @@ def choose_strategy(spec, batch: int, timesteps: int | None = None, pass_: str =
     return "parallel"
 
 
+#: From this H a forward of :data:`FEW_ROWS` rows or fewer runs ``blas`` where its route tiles
+#: (:func:`choose_strategy`).
+TILES_HIDDEN = 256
 #: Up to this many rows a step is a matrix-vector product (or a few): :func:`choose_strategy`.
 FEW_ROWS = 4
 #: ``lanes`` (the batch in the vector lanes) from this many rows, where one vector of float32
@@ -180,26 +191,33 @@ class Call:
         pairs = spec.num_layers * spec.num_directions
         sizes = [route.pack_size(spec.h_size, spec.gates * spec.hidden_size, batch, spec.dtype) if self.packs else 0
                  for _ in range(pairs)]
+        #: ``(kb, nb)`` of the tiles W_hh^T is cut into for ``blas`` (Route.tiles), or None
+        self.tiles = (route.tiles(spec.h_size, spec.gates * spec.hidden_size, batch, spec.dtype)
+                      if choice.strategy == "blas" and not self.packs else None)
         self.layout = layouts.call_layout(spec, timesteps, batch, self.train, sizes,
-                                          lanes=choice.strategy == "lanes")
+                                          lanes=choice.strategy == "lanes", tiles=self.tiles)
         active = np.full(timesteps, batch, np.int64) if packing is None else packing.active
         addresses = route.addresses(spec.dtype)
         self.S = layouts.table(spec, timesteps, batch, self.train, self.layout, prepared.weights, choice.strategy,
                                addresses, route.openmp, self.packs, active, layouts.MODE_CODES[spec.mode],
-                               prepared.driver.numba.get_num_threads(), zero_h0 and prepared.finite_hh)
+                               prepared.driver.numba.get_num_threads(), zero_h0 and prepared.finite_hh, self.tiles)
         self.workspaces = {}
         self.workspace()
 
     def workspace(self) -> layouts.Workspace:
-        """The calling thread's workspace, made on its first call (with W_hh^T packed into it)."""
+        """The calling thread's workspace, made on its first call (with W_hh^T packed or cut into
+        tiles in it)."""
         ident = threading.get_ident()
         ws = self.workspaces.get(ident)
         if ws is None:
             ws = layouts.Workspace(self.prepared.spec, self.layout, self.train)
-            if self.packs:
-                for k, params in enumerate(self.prepared.params):
+            for k, params in enumerate(self.prepared.params):
+                if self.packs:
                     self.choice.route.pack_into(params[1], self.batch,
                                                 self.layout.view(ws.F, layouts.pair_slot(k, "PACKED")))
+                if self.tiles:
+                    grid = layouts.tile_grid(*params[1].shape, *self.tiles)
+                    layouts.cut_tiles(params[1], self.layout.view(ws.F, layouts.pair_slot(k, "PACKED")).reshape(grid))
             self.workspaces[ident] = ws
         return ws
 
@@ -247,9 +265,10 @@ class NumbaPrepared(StackPrepared):
             route = blas.route(route_name) if route_name else self.route
             if route is not None:
                 return Choice(strategy, route, self.plan.label)
-        strategy = choose_strategy(spec, batch, steps, pass_)
-        route = (rule_route() or self.route) if strategy in ROUTED else self.route
-        return Choice(strategy, route)
+        rule = rule_route() or self.route
+        tiles = rule.tiles(spec.h_size, spec.gates * spec.hidden_size, batch, spec.dtype) is not None
+        strategy = choose_strategy(spec, batch, steps, pass_, tiles)
+        return Choice(strategy, rule if strategy in ROUTED else self.route)
 
     def ran(self):
         """``variant`` (what the last run called, e.g. ``blas@openblas``), ``plan`` (the label of the

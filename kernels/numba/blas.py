@@ -72,6 +72,9 @@ class Route:
     #: numba's threads may take the cores between calls; OpenBLAS's own threads spin on and took
     #: them (README, "BLAS routes")
     openmp: bool = False
+    #: by dtype, the largest product (M * N * K multiply-adds) this BLAS multiplies without packing its
+    #: operands (:data:`SMALL_PRODUCT`); a dtype not here: none known
+    unpacked: dict = dataclasses.field(default_factory=dict)
 
     def gemm(self, dtype):
         """The ``?gemm_`` pointer for ``dtype`` (float32 or float64)."""
@@ -113,6 +116,28 @@ class Route:
         pack(ctypes.addressof(ident), ctypes.addressof(trans), dims[0:].ctypes.data, dims[1:].ctypes.data,
              dims[2:].ctypes.data, one.ctypes.data, w.ctypes.data, dims[0:].ctypes.data, out.ctypes.data)
 
+    def tiles(self, k: int, n: int, batch: int, dtype) -> tuple[int, int] | None:
+        """``(kb, nb)``: the shape of the tiles a (K, N) weight is cut into so that each tile's
+        product with ``batch`` rows takes this BLAS's unpacked path (:data:`SMALL_PRODUCT`); ``None``
+        where this BLAS has no such path for ``dtype``.
+
+        Rule: tiles :data:`TILE_COLUMNS` wide (or N; narrower tiles ran faster even where the whole
+        product is within the limit: 1 row by a 256 x 1024 weight took 7.6 us in tiles 64 wide,
+        17.8 in one call), the fewest row blocks of K (a multiple of 16 rows each) that keep
+        ``batch * kb * nb`` within the limit, and none below :data:`TILE_ROWS_MIN` rows, where the
+        calls' count outweighs the packing saved (docs/numba.md, "Tiles for OpenBLAS's small-matrix
+        kernels")."""
+        limit = self.unpacked.get(np.dtype(dtype).name, 0)
+        if not limit:
+            return None
+        nb = min(n, TILE_COLUMNS)
+        for blocks in range(1, k + 1):
+            share = -(-k // blocks)  # ceil(k / blocks)
+            kb = min(k, -(-share // 16) * 16)
+            if batch * kb * nb <= limit:
+                return (kb, nb) if kb >= min(k, TILE_ROWS_MIN) else None
+        return None
+
     def pack(self, w: np.ndarray, batch: int) -> np.ndarray:
         """``w`` (K, N), C-contiguous, packed by the BLAS as the first operand of the column-major
         product ``out^T (N, batch) = w^T h^T`` (see :func:`gemm`), for ``?gemm_compute_`` with
@@ -132,6 +157,21 @@ class Route:
         pack(ctypes.addressof(ident), ctypes.addressof(trans), dims[0:].ctypes.data, dims[1:].ctypes.data,
              dims[2:].ctypes.data, one.ctypes.data, w.ctypes.data, dims[0:].ctypes.data, packed.ctypes.data)
         return packed
+
+
+#: OpenBLAS's x86-64 AVX-512 kernels (SkylakeX, and Cooperlake and SapphireRapids, which include
+#: them) multiply a float32 product of at most 10^6 multiply-adds (M * N * K) with its small-matrix
+#: kernels, which read the operands where they lie instead of packing them first (OpenBLAS,
+#: kernel/x86_64/KERNEL.SKYLAKEX: SGEMM_SMALL_M_PERMIT = sgemm_small_kernel_permit_skylakex.c, whose
+#: permit is ``M * N * K <= 100^3`` for the 'N' and 'T' cases).  Packing costs most where M is
+#: small, as in a step's product of B rows.  Other OpenBLAS cores (Haswell, Zen) have no such path:
+#: tiles there measured slower.
+SMALL_PRODUCT = {"float32": 10**6}
+SMALL_KERNEL_CORES = ("SkylakeX", "Cooperlake", "SapphireRapids")
+#: Columns of a tile (:meth:`Route.tiles`): four 16-lane float32 vectors.
+TILE_COLUMNS = 64
+#: Fewest rows of a tile (:meth:`Route.tiles`).
+TILE_ROWS_MIN = 32
 
 
 def _mkl(lib_path, name: str, owner: str, openmp: bool) -> Route | None:
@@ -186,15 +226,22 @@ def _mkl_wheel() -> Route | None:
     return _mkl(found[0].locate(), "mkl-wheel", "mkl wheel", openmp=False) if found else None
 
 
-def _openblas_description(owner: str, path_part: str) -> str:
-    """``"openblas 0.3.28 Haswell (scipy), 1 threads"`` from threadpoolctl's view of the library
-    whose path contains ``path_part``."""
+def _openblas_info(path_part: str) -> dict:
+    """threadpoolctl's view of the loaded OpenBLAS whose path contains ``path_part`` (``{}`` if none)."""
     from threadpoolctl import threadpool_info
 
-    info = next((i for i in threadpool_info() if path_part in i.get("filepath", "")), {})
+    return next((i for i in threadpool_info() if path_part in i.get("filepath", "")), {})
+
+
+def _openblas_route(name: str, owner: str, path_part: str, gemms: dict) -> Route:
+    """Route ``name`` for an OpenBLAS, described as ``"openblas 0.3.28 Haswell (scipy), 1 threads"``
+    from threadpoolctl's view of it, with its unpacked path where its core has one."""
+    info = _openblas_info(path_part)
     desc = " ".join(str(info.get(k) or "") for k in ("internal_api", "version", "architecture")).strip()
     threads = info.get("num_threads")
-    return f"{desc or 'openblas'} ({owner}){f', {threads} threads' if threads else ''}"
+    description = f"{desc or 'openblas'} ({owner}){f', {threads} threads' if threads else ''}"
+    unpacked = SMALL_PRODUCT if info.get("architecture") in SMALL_KERNEL_CORES else {}
+    return Route(name, description, gemms, unpacked=unpacked)
 
 
 def _openblas_in_scipy() -> Route | None:
@@ -205,7 +252,7 @@ def _openblas_in_scipy() -> Route | None:
         return None
     gemms = {dtype: GEMM(get_cython_function_address("scipy.linalg.cython_blas", name))
              for name, dtype in (("sgemm", "float32"), ("dgemm", "float64"))}
-    return Route("openblas", _openblas_description("scipy", "scipy.libs"), gemms)
+    return _openblas_route("openblas", "scipy", "scipy.libs", gemms)
 
 
 def _scipy_openblas32() -> Route | None:
@@ -215,7 +262,7 @@ def _scipy_openblas32() -> Route | None:
         return None
     lib = ctypes.CDLL(str(Path(scipy_openblas32.get_lib_dir()) / scipy_openblas32.get_library(fullname=True)))
     gemms = {dtype: GEMM((f"scipy_{p}gemm_", lib)) for p, dtype in (("s", "float32"), ("d", "float64"))}
-    return Route("scipy-openblas32", _openblas_description("scipy-openblas32", "scipy_openblas32"), gemms)
+    return _openblas_route("scipy-openblas32", "scipy-openblas32", "scipy_openblas32", gemms)
 
 
 #: How each route is found: a function returning its :class:`Route`, or ``None`` where it is absent.

@@ -24,8 +24,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .cells import gru_h, gru_n, lstm_c, relu
-from .jit import GRU, JIT, LSTM, RNN_RELU, RNN_TANH, act_tanh, mm, mm_packed, sigmoid
+from .cells import gru_h, gru_n, lstm_c, lstm_gates, relu
+from .jit import GRU, JIT, LSTM, RNN_RELU, RNN_TANH, act_tanh, mm, mm_packed, mm_tiles, sigmoid
 
 BLAS, FUSED, PARALLEL, LANES = 0, 1, 2, 3
 #: Batch rows per block in ``fused`` and ``parallel``: a block's rows share each chunk of W^T
@@ -204,6 +204,34 @@ def _zero_rows(a, r0, r1):
             a[b, j] = 0
 
 
+#: From this H, ``blas``'s forward-only LSTM and GRU rows run :func:`_update_in_registers`; below
+#: it :func:`_update` (a loop of 8 runs scalar, and its loop over G*H columns does not).
+ONE_LOOP_HIDDEN = 16
+
+
+@numba.njit(inline="always", **JIT)
+def _update_in_registers(mode, ax3, ah3, h, c, b0, b1):
+    """:func:`_update` of LSTM and GRU rows ``b0:b1`` that keep nothing (the forward pass): one loop
+    over H with a unit's gates in registers, not stored back (the stores into ``ax3`` beside loads
+    of its other gates kept such a loop from vectorizing, so :func:`_update` activates in a loop of
+    its own first).  Its own function, not a branch of :func:`_update`: in the loop strategies'
+    step (:func:`_block`) the branch alone cost ~60 ns per step at H = 8 (docs/numba.md)."""
+    hidden = h.shape[1]
+    if mode == LSTM:
+        for b in range(b0, b1):
+            for j in range(hidden):
+                _, _, _, o, cj, tj = lstm_gates(ax3[b, 0, j], ax3[b, 1, j], ax3[b, 2, j], ax3[b, 3, j], c[b, j])
+                c[b, j] = cj
+                h[b, j] = o * tj
+    else:  # GRU
+        for b in range(b0, b1):
+            for j in range(hidden):
+                rj = sigmoid(ax3[b, 0, j] + ah3[b, 0, j])
+                zj = sigmoid(ax3[b, 1, j] + ah3[b, 1, j])
+                n = gru_n(ax3[b, 2, j], rj, ah3[b, 2, j])
+                h[b, j] = gru_h(n, zj, h[b, j])
+
+
 @numba.njit(inline="always", **JIT)
 def _finish_rows(mode, ax, ax4, hh, hh3, bx, bh, cell, c, t, b0, b1, keep, cs, tc, ghn):
     """Batch rows ``b0:b1`` of step ``t`` after the step's product: biases, gates, and the cell's
@@ -216,7 +244,10 @@ def _finish_rows(mode, ax, ax4, hh, hh3, bx, bh, cell, c, t, b0, b1, keep, cs, t
         for b in range(b0, b1):
             for j in range(bh.shape[0]):
                 hh[b, j] += bh[j]
-    _update(mode, ax, ax4, hh3, b0, b0, cell, c, b0, b1 - b0, keep, t, cs, tc, ghn)
+    if (mode == LSTM or mode == GRU) and not keep and c.shape[1] >= ONE_LOOP_HIDDEN:
+        _update_in_registers(mode, ax4, hh3, cell, c, b0, b1)
+    else:
+        _update(mode, ax, ax4, hh3, b0, b0, cell, c, b0, b1 - b0, keep, t, cs, tc, ghn)
 
 
 @numba.njit(parallel=True, **JIT)
@@ -230,22 +261,28 @@ def _finish_rows_parallel(mode, ax, ax4, hh, hh3, bx, bh, cell, c, t, rows, keep
 
 
 @numba.njit(**JIT)
-def _layer_blas(mode, fn, fc, row_threads, threads, inp, w_ih_t, w_hh_t, bx, bh, w_hr_t, packed, h, c, m, out, off,
-                active, reverse, ax_all, hh, keep, cs, tc, mk, ghn, zero_h0):
-    """The ``blas`` strategy: the projection of every step in one product, then per step the
-    recurrent product through the BLAS onto the step's pre-activations (beta = 1; GRU's into
-    ``hh``), with W_hh^T packed where ``packed`` is not empty and the step runs the whole batch,
-    then the rows' gates.  With a projection the cell's output ``m`` (``mk[t]`` with ``keep``) is
-    multiplied by W_hr^T into ``h`` after the rows' updates."""
+def _layer_blas(mode, fn, fc, row_threads, threads, inp, w_ih_t, w_hh_t, bx, bh, w_hr_t, packed, tiles, h, c, m, out,
+                off, active, reverse, ax_all, hh, keep, cs, tc, mk, ghn, zero_h0):
+    """The ``blas`` strategy: the projection of :func:`project_steps` steps at a time in one
+    product, then per step the recurrent product through the BLAS onto the step's pre-activations
+    (beta = 1; GRU's into ``hh``), with W_hh^T packed where ``packed`` is not empty and the step
+    runs the whole batch, else through its ``tiles`` where not empty
+    (:func:`kernels.numba.jit.mm_tiles`), then the rows' gates.  With a projection the cell's
+    output ``m`` (``mk[t]`` with ``keep``) is multiplied by W_hr^T into ``h`` after the rows'
+    updates."""
     steps, batch = inp.shape[0], inp.shape[1]
     width, hidden = w_hh_t.shape[1], c.shape[1]
     gates = width // hidden
-    _project(fn, inp, w_ih_t, ax_all)
+    chunk = project_steps(steps, batch, width, ax_all.itemsize)
     ax4_all = ax_all.reshape(steps, batch, gates, hidden)
     hh3 = hh.reshape(batch, gates, hidden)
     projecting = w_hr_t.size > 0
     for s in range(steps):
         t = steps - 1 - s if reverse else s
+        if s % chunk == 0:  # the next chunk's projection, just before its steps read it
+            n = min(chunk, steps - s)
+            t0 = steps - s - n if reverse else s
+            _project(fn, inp[t0:t0 + n], w_ih_t, ax_all[t0:t0 + n])
         rows = active[t]
         ax, ax4 = ax_all[t], ax4_all[t]
         target = hh if mode == GRU else ax  # GRU: h W_hh^T + b_hh on its own, for r * (W_hn h + b_hn)
@@ -255,6 +292,8 @@ def _layer_blas(mode, fn, fc, row_threads, threads, inp, w_ih_t, w_hh_t, bx, bh,
                 _zero_rows(hh, 0, rows)
         elif packed.size and rows == batch:
             mm_packed(fc, packed, h, target, beta)
+        elif tiles.size:
+            mm_tiles(fn, h[:rows], tiles, target[:rows], beta)
         else:
             mm(fn, h[:rows], w_hh_t, target[:rows], beta)
         cell = (mk[t] if keep else m) if projecting else h
@@ -269,10 +308,28 @@ def _layer_blas(mode, fn, fc, row_threads, threads, inp, w_ih_t, w_hh_t, bx, bh,
         _emit(out, off, h, t, 0, batch, rows)
 
 
+#: Bytes of pre-activations that ``blas`` projects at a time (:func:`project_steps`), where ...
+PROJECT_BYTES = 1 << 20
+#: ... they make products of at least this many rows (fewer run the BLAS below its speed:
+#: OpenBLAS's float32 product of K = 1024 by N = 4096 ran at 147 GFLOPS for 64 rows, 233 for 1024).
+PROJECT_MIN_ROWS = 1024
+
+
+@numba.njit(inline="always", **JIT)
+def project_steps(steps, batch, width, itemsize):
+    """How many steps' input projection ``blas`` computes in one product: as many as make
+    :data:`PROJECT_BYTES` of pre-activations where those are at least :data:`PROJECT_MIN_ROWS`
+    rows, so that a step reads its projection from cache, written shortly before, instead of from
+    memory (all T steps at once are megabytes: 65 MB at T = 1000, B = 64, G*H = 256); else all
+    ``steps`` at once, the fastest product (docs/numba.md, "The input projection in chunks")."""
+    chunk = PROJECT_BYTES // max(1, batch * width * itemsize)
+    return chunk if chunk * batch >= PROJECT_MIN_ROWS else max(1, steps)
+
+
 @numba.njit(inline="always", **JIT)
 def _project(fn, inp, w_ih_t, ax_all):
-    """``ax_all[:T] = x W_ih^T`` for every step at once (T, B, G*H), without the bias: one BLAS
-    call, or loops below :data:`PROJECT_ROWS` rows."""
+    """``ax_all[:T] = x W_ih^T`` (T, B, G*H) for the T steps of ``inp`` (T, B, I) at once, without
+    the bias: one BLAS call, or loops below :data:`PROJECT_ROWS` rows."""
     rows = inp.shape[0] * inp.shape[1]
     x2, ax2 = inp.reshape(rows, inp.shape[2]), ax_all.reshape(ax_all.shape[0] * inp.shape[1], ax_all.shape[2])
     if rows >= PROJECT_ROWS:
@@ -348,18 +405,26 @@ def _blocks_parallel(mode, inp, projected, ax_all, per_step, ah_all, h, c, m, w_
 
 
 @numba.njit(**JIT)
-def layer_forward(strategy, mode, fn, fc, row_threads, threads, inp, w_ih_t, w_hh_t, bx, bh, w_hr_t, packed, h, c, m,
-                  out, off, active, reverse, proj, hh, keep, gates, cs, tc, mk, ghn, zero_h0):
+def layer_forward(strategy, mode, fn, fc, row_threads, threads, inp, w_ih_t, w_hh_t, bx, bh, w_hr_t, packed, tile_rows,
+                  tile_cols, h, c, m, out, off, active, reverse, proj, hh, keep, gates, cs, tc, mk, ghn, zero_h0):
     """One layer, one direction (the module docstring).  ``strategy``: ``BLAS``, ``FUSED`` (the
     projection through the BLAS, then blocks of rows on one thread) or ``PARALLEL`` (no BLAS;
     blocks of rows over numba's threads where it has more than one); ``fn``/``fc``: the addresses
-    of ``?gemm_`` and MKL's ``?gemm_compute_`` (0 where it cannot pack); ``threads``: numba's
+    of ``?gemm_`` and MKL's ``?gemm_compute_`` (0 where it cannot pack); ``packed``: W_hh^T for
+    ``blas``'s per-step product, as MKL packed it, or, where ``tile_rows`` is not 0, cut into tiles
+    of ``tile_rows`` by ``tile_cols`` (:func:`kernels.numba.layout.cut_tiles`), or empty; ``threads``: numba's
     thread count now; ``zero_h0``: h starts at 0 and W_hh is finite, so the first step's recurrent
     product is skipped (exactly zero)."""
     ax_all = gates if gates.size else proj
     if strategy == BLAS:
-        _layer_blas(mode, fn, fc, row_threads, threads, inp, w_ih_t, w_hh_t, bx, bh, w_hr_t, packed, h, c, m, out,
-                    off, active, reverse, ax_all, hh, keep, cs, tc, mk, ghn, zero_h0)
+        k, n = w_hh_t.shape
+        if tile_rows:
+            tiles = packed.reshape((-(-k // tile_rows), -(-n // tile_cols), tile_rows, tile_cols))
+            packed = packed[:0]
+        else:
+            tiles = packed[:0].reshape((0, 0, 0, 0))
+        _layer_blas(mode, fn, fc, row_threads, threads, inp, w_ih_t, w_hh_t, bx, bh, w_hr_t, packed, tiles, h, c, m,
+                    out, off, active, reverse, ax_all, hh, keep, cs, tc, mk, ghn, zero_h0)
         return
     projected = strategy == FUSED
     batch = inp.shape[1]

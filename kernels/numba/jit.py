@@ -210,6 +210,24 @@ def mm_packed(fn, packed, a, out, beta):
 
 
 @numba.njit(inline="always", **JIT)
+def mm_tiles(fn, a, tiles, out, beta):
+    """:func:`mm` with ``b`` (K, N) given as ``tiles`` (nk, nn, kb, nb), cut by
+    :func:`kernels.numba.layout.cut_tiles`: one product per tile, a column of tiles at a time (its
+    block of ``out`` stays in cache), the first of a column with ``beta`` and the others adding on.
+    Each product is ``a``'s rows by one tile, small enough for the BLAS to take unpacked
+    (:meth:`kernels.numba.blas.Route.tiles`)."""
+    k, n = a.shape[1], out.shape[1]
+    blocks, columns, kb, nb = tiles.shape
+    for j in range(columns):
+        n0 = j * nb
+        n1 = min(n, n0 + nb)
+        for i in range(blocks):
+            k0 = i * kb
+            k1 = min(k, k0 + kb)
+            mm(fn, a[:, k0:k1], tiles[i, j, :k1 - k0, :n1 - n0], out[:, n0:n1], beta if i == 0 else 1.0)
+
+
+@numba.njit(inline="always", **JIT)
 def mm_tn(fn, a, b, out):
     """``out = a^T @ b`` through the ``?gemm_`` at ``fn`` for ``a`` (K, M), ``b`` (K, N), ``out``
     (M, N) with contiguous rows: the column-major ``out^T = b^T a`` ('N', 'T')."""

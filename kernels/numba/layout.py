@@ -41,7 +41,10 @@ S_GEMM, S_COMPUTE, S_ROW_THREADS, S_PACKED, S_PAIRS_AT, S_SLOTS_AT, S_ACTIVE_AT,
 #: 1 where every pair starts from h = 0 and every W_hh is finite: the first step's recurrent product is
 #: then exactly zero, and skipped
 S_ZERO_H0 = 20
-SCALARS = 21
+#: The tiles' rows and columns (kb, nb) where a pair's PACKED holds W_hh^T cut into tiles
+#: (:func:`cut_tiles`), else 0
+S_TILE_ROWS, S_TILE_COLS = 21, 22
+SCALARS = 23
 #: Per pair: 1 where its gates are kept by the forward, 0 where the backward recomputes them.
 PAIR_KEPT = 0
 PAIR_SCALARS = 1
@@ -94,7 +97,7 @@ PAIR = (
     "W_HH",     # (G*H, P)
     "W_HR",     # (P, H), (0, 0) without a projection
     # in F
-    "PACKED",   # W_hh^T packed by MKL for products of B rows (or empty)
+    "PACKED",   # W_hh^T for products of B rows: packed by MKL, or cut into tiles (S_TILE_ROWS; cut_tiles), or empty
     "GATES",    # (T, B, G*H) the kept gate activations (LSTM, GRU; train)
     "CS",       # (T, B, H) LSTM's c_t (train)
     "TC",       # (T, B, H) LSTM's tanh(c_t) (train)
@@ -188,10 +191,30 @@ def kept_pairs(spec, timesteps: int, batch: int, budget: int | None = None) -> i
     return max(1, min(pairs, budget // one))
 
 
+def tile_grid(k: int, n: int, kb: int, nb: int) -> tuple[int, int, int, int]:
+    """The shape ``(nk, nn, kb, nb)`` of a (K, N) matrix cut into tiles of ``kb`` rows and ``nb``
+    columns, those of the last row and column of tiles zero-padded (:func:`cut_tiles`)."""
+    return -(-k // kb), -(-n // nb), kb, nb
+
+
+def cut_tiles(w: np.ndarray, out: np.ndarray) -> None:
+    """``out[i, j, :r, :c] = w[i*kb:(i+1)*kb, j*nb:(j+1)*nb]`` for 2-D ``w`` (K, N) and ``out``
+    (nk, nn, kb, nb) (:func:`tile_grid`): each tile contiguous, the padding of the edge tiles
+    zero.  The per-step product through tiles is :func:`kernels.numba.jit.mm_tiles`."""
+    _, _, kb, nb = out.shape
+    out[...] = 0
+    for i in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            block = w[i * kb:(i + 1) * kb, j * nb:(j + 1) * nb]
+            out[i, j, :block.shape[0], :block.shape[1]] = block
+
+
 def call_layout(spec, timesteps: int, batch: int, train: bool, packed_sizes=(), kept: int | None = None,
-                lanes: bool = False) -> Layout:
+                lanes: bool = False, tiles: tuple[int, int] | None = None) -> Layout:
     """The workspace of one call: every fixed slot and pair slot in F (weights excluded).
-    ``packed_sizes``: per pair the elements of its packed W_hh^T (none: not packed); ``kept``:
+    ``packed_sizes``: per pair the elements of its packed W_hh^T (none: not packed); ``tiles``:
+    the ``(kb, nb)`` that every pair's W_hh^T is cut into instead, in its PACKED slot
+    (:func:`tile_grid`; none: not cut); ``kept``:
     how many pairs keep their gates (train; :func:`kept_pairs` by default); ``lanes``: the call
     runs the ``lanes`` strategy (its batch-minor buffers ``L*``)."""
     T, B, I, H, P = timesteps, batch, spec.input_size, spec.hidden_size, spec.h_size
@@ -226,7 +249,7 @@ def call_layout(spec, timesteps: int, batch: int, train: bool, packed_sizes=(), 
         layer = k // D
         inputs = I if layer == 0 else D * P
         size = packed_sizes[k] if packed_sizes else 0
-        layout.add(pair_slot(k, "PACKED"), (size,))
+        layout.add(pair_slot(k, "PACKED"), (int(np.prod(tile_grid(P, GH, *tiles))),) if tiles else (size,))
         for name in KEPT:
             shape = gate_shapes[name] if train else (0, 0, 0)
             if k < kept or not train:
@@ -247,10 +270,11 @@ def call_layout(spec, timesteps: int, batch: int, train: bool, packed_sizes=(), 
 
 def table(spec, timesteps: int, batch: int, train: bool, layout: Layout, weights: Layout, strategy: str,
           addresses: tuple[int, int], row_threads: bool, packed: bool, active: np.ndarray, mode_code: int,
-          threads: int, zero_h0: bool = False) -> np.ndarray:
+          threads: int, zero_h0: bool = False, tiles: tuple[int, int] | None = None) -> np.ndarray:
     """The int64 table ``S`` of one call (the module docstring); ``threads``: numba's thread count
     for the calls (numba's own function for it, called in compiled code, keeps that code out of the
-    disk cache)."""
+    disk cache); ``tiles``: the ``(kb, nb)`` of the tiles in the PACKED slots (as given to
+    :func:`call_layout`)."""
     K = spec.num_layers * spec.num_directions
     slots = {**layout.slots, **weights.slots}
     n_slots = FIXED_SLOTS + K * PAIR_SLOTS
@@ -261,7 +285,7 @@ def table(spec, timesteps: int, batch: int, train: bool, layout: Layout, weights
     S[:SCALARS] = [timesteps, batch, spec.input_size, spec.hidden_size, spec.h_size, spec.gates, spec.num_layers,
                    spec.num_directions, mode_code, int(spec.batch_first), STRATEGY_CODES[strategy], addresses[0],
                    addresses[1], int(row_threads), int(packed), pairs_at, slots_at, active_at, int(train), threads,
-                   int(zero_h0)]
+                   int(zero_h0), *(tiles or (0, 0))]
     for k in range(K):
         S[pairs_at + k * PAIR_SCALARS + PAIR_KEPT] = int(k < getattr(layout, "kept", 0))
     for slot in range(n_slots):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from kernels import CellSpec, get_backend, init_weights
-from kernels.numba.backend import ROUTED, STRATEGIES, choose_strategy, rule_route
+from kernels.numba.backend import ROUTED, STRATEGIES, choose_strategy, recurrent_tiles, rule_route
 from kernels.reference import contract_problem, flatten, max_abs_error, reference_forward, within_tolerance
 
 from .conftest import make_inputs
@@ -58,7 +58,7 @@ def test_plain_numba_runs_the_strategy_the_rule_chooses(hidden, batch, monkeypat
     x, hx = make_inputs(spec, 4, batch, True)
     auto = get_backend("numba").forward(spec, weights, x, hx)[0]
     route = rule_route()  # where it tiles (an OpenBLAS of AVX-512 kernels), B = 1 at H = 256 runs blas
-    tiles = route is not None and route.tiles(hidden, 3 * hidden, batch, spec.dtype) is not None
+    tiles = route is not None and recurrent_tiles(route, spec, batch) is not None
     chosen = choose_strategy(spec, batch, 4, "forward", tiles)
     forced = f"{chosen}@{route.name}" if chosen in ROUTED else chosen  # on the rule's route
     np.testing.assert_array_equal(auto, get_backend(f"numba:{forced}").forward(spec, weights, x, hx)[0])

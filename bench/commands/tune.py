@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 
 from kernels.numba import ROUTED, STRATEGIES, blas, choose_strategy
-from kernels.numba.backend import rule_route_order
+from kernels.numba.backend import recurrent_tiles, rule_route_order
 from kernels.numba.blas import ROUTE_NAMES
 from kernels.numba.plan import FORMAT, PLAN_ENV, VERSION
 
@@ -109,10 +109,8 @@ def rule_variant(case: Case, routes_here: list[str]) -> str:
     strategy that calls a BLAS."""
     route = next((name for name in rule_route_order() + tuple(routes_here) if name in routes_here), None)
     found = blas.route(route) if route else None
-    spec = case.spec
-    tiles = found is not None and found.tiles(spec.h_size, spec.gates * spec.hidden_size, case.batch,
-                                              spec.dtype) is not None
-    strategy = choose_strategy(spec, case.batch, case.timesteps, case.pass_, tiles)
+    tiles = found is not None and recurrent_tiles(found, case.spec, case.batch) is not None
+    strategy = choose_strategy(case.spec, case.batch, case.timesteps, case.pass_, tiles)
     return f"{strategy}@{route}" if strategy in ROUTED and route else strategy
 
 

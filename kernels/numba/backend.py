@@ -7,11 +7,12 @@
   ``h W_hh^T``, added onto that step's projection by the BLAS itself
   (beta = 1), with W_hh^T packed once where the BLAS can pack (MKL), or cut
   once into tiles whose products OpenBLAS takes without packing
-  (:meth:`kernels.numba.blas.Route.tiles`), then one pass per batch row for biases and gates, rows spread over threads where
-  the BLAS's own threads leave the cores between calls (MKL's OpenMP ones
-  do; OpenBLAS's spin).  The BLAS is reached through
-  :mod:`kernels.numba.blas` (MKL inside torch by default; SciPy's OpenBLAS).  For
-  large H or B, where the products are compute-bound.
+  (:meth:`kernels.numba.blas.Route.tiles`), then one pass per batch row for
+  biases and gates, rows spread over threads where the BLAS's own threads
+  leave the cores between calls (MKL's OpenMP ones do; OpenBLAS's spin).  The
+  BLAS is reached through :mod:`kernels.numba.blas` (MKL inside torch by
+  default; SciPy's OpenBLAS).  For large H or B, where the products are
+  compute-bound.
 * ``fused``: the same hoisted projection, then blocks of batch rows through
   all timesteps on one thread with the recurrent product as loops: k in
   chunks of 4 in the order of the plain sum, the inner loop over the G*H
@@ -113,6 +114,12 @@ def choose_strategy(spec, batch: int, timesteps: int | None = None, pass_: str =
 #: From this H a forward of :data:`FEW_ROWS` rows or fewer runs ``blas`` where its route tiles
 #: (:func:`choose_strategy`).
 TILES_HIDDEN = 256
+def recurrent_tiles(route: blas.Route, spec, batch: int) -> tuple[int, int] | None:
+    """:meth:`kernels.numba.blas.Route.tiles` for ``spec``'s W_hh^T (P, G*H) in products of
+    ``batch`` rows: the ``(kb, nb)`` the ``blas`` strategy cuts it into on ``route``, or ``None``."""
+    return route.tiles(spec.h_size, spec.gates * spec.hidden_size, batch, spec.dtype)
+
+
 #: Up to this many rows a step is a matrix-vector product (or a few): :func:`choose_strategy`.
 FEW_ROWS = 4
 #: ``lanes`` (the batch in the vector lanes) from this many rows, where one vector of float32
@@ -192,8 +199,7 @@ class Call:
         sizes = [route.pack_size(spec.h_size, spec.gates * spec.hidden_size, batch, spec.dtype) if self.packs else 0
                  for _ in range(pairs)]
         #: ``(kb, nb)`` of the tiles W_hh^T is cut into for ``blas`` (Route.tiles), or None
-        self.tiles = (route.tiles(spec.h_size, spec.gates * spec.hidden_size, batch, spec.dtype)
-                      if choice.strategy == "blas" and not self.packs else None)
+        self.tiles = recurrent_tiles(route, spec, batch) if choice.strategy == "blas" and not self.packs else None
         self.layout = layouts.call_layout(spec, timesteps, batch, self.train, sizes,
                                           lanes=choice.strategy == "lanes", tiles=self.tiles)
         active = np.full(timesteps, batch, np.int64) if packing is None else packing.active
@@ -266,8 +272,7 @@ class NumbaPrepared(StackPrepared):
             if route is not None:
                 return Choice(strategy, route, self.plan.label)
         rule = rule_route() or self.route
-        tiles = rule.tiles(spec.h_size, spec.gates * spec.hidden_size, batch, spec.dtype) is not None
-        strategy = choose_strategy(spec, batch, steps, pass_, tiles)
+        strategy = choose_strategy(spec, batch, steps, pass_, recurrent_tiles(rule, spec, batch) is not None)
         return Choice(strategy, rule if strategy in ROUTED else self.route)
 
     def ran(self):

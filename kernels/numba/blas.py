@@ -121,12 +121,11 @@ class Route:
         product with ``batch`` rows takes this BLAS's unpacked path (:data:`SMALL_PRODUCT`); ``None``
         where this BLAS has no such path for ``dtype``.
 
-        Rule: tiles :data:`TILE_COLUMNS` wide (or N; narrower tiles ran faster even where the whole
-        product is within the limit: 1 row by a 256 x 1024 weight took 7.6 us in tiles 64 wide,
-        17.8 in one call), the fewest row blocks of K (a multiple of 16 rows each) that keep
-        ``batch * kb * nb`` within the limit, and none below :data:`TILE_ROWS_MIN` rows, where the
-        calls' count outweighs the packing saved (docs/numba.md, "Tiles for OpenBLAS's small-matrix
-        kernels")."""
+        Rule: tiles :data:`TILE_COLUMNS` wide (or N; narrower tiles measured faster even where the
+        whole product is within the limit), the fewest row blocks of K (a multiple of 16 rows each)
+        that keep ``batch * kb * nb`` within the limit, and none below :data:`TILE_ROWS_MIN` rows,
+        where the calls' count outweighs the packing saved (measured in docs/numba.md, "What
+        changed", the tiles)."""
         limit = self.unpacked.get(np.dtype(dtype).name, 0)
         if not limit:
             return None
@@ -240,7 +239,7 @@ def _openblas_route(name: str, owner: str, path_part: str, gemms: dict) -> Route
     desc = " ".join(str(info.get(k) or "") for k in ("internal_api", "version", "architecture")).strip()
     threads = info.get("num_threads")
     description = f"{desc or 'openblas'} ({owner}){f', {threads} threads' if threads else ''}"
-    unpacked = SMALL_PRODUCT if info.get("architecture") in SMALL_KERNEL_CORES else {}
+    unpacked = dict(SMALL_PRODUCT) if info.get("architecture") in SMALL_KERNEL_CORES else {}
     return Route(name, description, gemms, unpacked=unpacked)
 
 

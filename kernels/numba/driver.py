@@ -106,8 +106,9 @@ def _forward_pair(S, W, F, k, keep, strategy, mode, fn, fc, row_threads, threads
                   _v2(W, S, _pair(k, lay.W_HH_T)), _v1(W, S, _pair(k, lay.BX)), _v1(W, S, _pair(k, lay.BH)),
                   _v2(W, S, _pair(k, lay.W_HR_T)), _v1(F, S, _pair(k, lay.PACKED)), S[lay.S_TILE_ROWS],
                   S[lay.S_TILE_COLS], h, c, _v2(F, S, lay.M), out, off, active, reverse, _v3(F, S, lay.PROJ),
-                  _v2(F, S, lay.HH), keep, _v3(F, S, _pair(k, lay.GATES)), _v3(F, S, _pair(k, lay.CS)), _v3(F, S, _pair(k, lay.TC)), _v3(F, S, _pair(k, lay.MK)),
-                  _v3(F, S, _pair(k, lay.GHN)), S[lay.S_ZERO_H0] != 0)
+                  _v2(F, S, lay.HH), keep, _v3(F, S, _pair(k, lay.GATES)), _v3(F, S, _pair(k, lay.CS)),
+                  _v3(F, S, _pair(k, lay.TC)), _v3(F, S, _pair(k, lay.MK)), _v3(F, S, _pair(k, lay.GHN)),
+                  S[lay.S_ZERO_H0] != 0)
 
 
 @numba.njit(inline="always", **JIT)

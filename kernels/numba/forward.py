@@ -215,7 +215,7 @@ def _update_in_registers(mode, ax3, ah3, h, c, b0, b1):
     over H with a unit's gates in registers, not stored back (the stores into ``ax3`` beside loads
     of its other gates kept such a loop from vectorizing, so :func:`_update` activates in a loop of
     its own first).  Its own function, not a branch of :func:`_update`: in the loop strategies'
-    step (:func:`_block`) the branch alone cost ~60 ns per step at H = 8 (docs/numba.md)."""
+    step (:func:`_block`) the branch alone slowed small steps (docs/numba.md, "What changed")."""
     hidden = h.shape[1]
     if mode == LSTM:
         for b in range(b0, b1):
@@ -311,7 +311,7 @@ def _layer_blas(mode, fn, fc, row_threads, threads, inp, w_ih_t, w_hh_t, bx, bh,
 #: Bytes of pre-activations that ``blas`` projects at a time (:func:`project_steps`), where ...
 PROJECT_BYTES = 1 << 20
 #: ... they make products of at least this many rows (fewer run the BLAS below its speed:
-#: OpenBLAS's float32 product of K = 1024 by N = 4096 ran at 147 GFLOPS for 64 rows, 233 for 1024).
+#: docs/numba.md, "What changed", the input projection in chunks).
 PROJECT_MIN_ROWS = 1024
 
 
@@ -321,7 +321,8 @@ def project_steps(steps, batch, width, itemsize):
     :data:`PROJECT_BYTES` of pre-activations where those are at least :data:`PROJECT_MIN_ROWS`
     rows, so that a step reads its projection from cache, written shortly before, instead of from
     memory (all T steps at once are megabytes: 65 MB at T = 1000, B = 64, G*H = 256); else all
-    ``steps`` at once, the fastest product (docs/numba.md, "The input projection in chunks")."""
+    ``steps`` at once, the fastest product (docs/numba.md, "What changed", the input projection in
+    chunks)."""
     chunk = PROJECT_BYTES // max(1, batch * width * itemsize)
     return chunk if chunk * batch >= PROJECT_MIN_ROWS else max(1, steps)
 
@@ -411,14 +412,14 @@ def layer_forward(strategy, mode, fn, fc, row_threads, threads, inp, w_ih_t, w_h
     projection through the BLAS, then blocks of rows on one thread) or ``PARALLEL`` (no BLAS;
     blocks of rows over numba's threads where it has more than one); ``fn``/``fc``: the addresses
     of ``?gemm_`` and MKL's ``?gemm_compute_`` (0 where it cannot pack); ``packed``: W_hh^T for
-    ``blas``'s per-step product, as MKL packed it, or, where ``tile_rows`` is not 0, cut into tiles
-    of ``tile_rows`` by ``tile_cols`` (:func:`kernels.numba.layout.cut_tiles`), or empty; ``threads``: numba's
-    thread count now; ``zero_h0``: h starts at 0 and W_hh is finite, so the first step's recurrent
+    ``blas``'s per-step product, as MKL packed it, or, where ``tile_rows`` is not 0, cut into
+    tiles of ``tile_rows`` by ``tile_cols`` (:func:`kernels.numba.layout.cut_tiles`), or empty;
+    ``threads``: numba's thread count now; ``zero_h0``: h starts at 0 and W_hh is finite, so the first step's recurrent
     product is skipped (exactly zero)."""
     ax_all = gates if gates.size else proj
     if strategy == BLAS:
         k, n = w_hh_t.shape
-        if tile_rows:
+        if tile_rows:  # the grid of kernels.numba.layout.tile_grid
             tiles = packed.reshape((-(-k // tile_rows), -(-n // tile_cols), tile_rows, tile_cols))
             packed = packed[:0]
         else:
